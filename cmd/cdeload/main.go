@@ -1,0 +1,103 @@
+// Command cdeload runs k6-style load test scripts (k6's CLI, options and
+// exit codes) with the k6/x/cdeload module built in.
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+
+	// Result outputs (-o json, csv, experimental-prometheus-rw).
+	_ "github.com/cdeload/cdeload/engine/output/all"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "v0.1.0-dev"
+
+// stdio is where a command reads and writes; tests and main share it.
+type stdio struct {
+	in          io.Reader
+	out, errOut io.Writer
+	env         map[string]string
+}
+
+// command is a subcommand of the CLI.
+type command struct {
+	summary string
+	run     func(ctx context.Context, io *stdio, args []string) int
+}
+
+// commands returns the subcommands; extraCommands (e.g. lab) adds more.
+func commands() map[string]command {
+	cmds := map[string]command{
+		"run":     {"run a test script", runCommand},
+		"inspect": {"print a script's options (JSON on stdout)", inspectCommand},
+		"version": {"print the version", versionCommand},
+		"archive": {"pack a script and its files into a tar archive (not implemented yet)", archiveCommand},
+	}
+	for name, c := range extraCommands {
+		cmds[name] = c
+	}
+	return cmds
+}
+
+// extraCommands are subcommands other files of this package register in
+// their init (lab.go adds "lab").
+var extraCommands = map[string]command{}
+
+func main() {
+	env := map[string]string{}
+	for _, kv := range os.Environ() {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			env[k] = v
+		}
+	}
+	os.Exit(dispatch(context.Background(), &stdio{in: os.Stdin, out: os.Stdout, errOut: os.Stderr, env: env}, os.Args))
+}
+
+func dispatch(ctx context.Context, s *stdio, argv []string) int {
+	name := filepath.Base(argv[0])
+	args := argv[1:]
+	cmds := commands()
+	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+		usage(s.out, name, cmds)
+		return 0
+	}
+	if args[0] == "--version" {
+		return versionCommand(ctx, s, nil)
+	}
+	c, ok := cmds[args[0]]
+	if !ok {
+		fmt.Fprintf(s.errOut, "%s: unknown command %q\n", name, args[0])
+		usage(s.errOut, name, cmds)
+		return 255
+	}
+	return c.run(ctx, s, args[1:])
+}
+
+func usage(w io.Writer, name string, cmds map[string]command) {
+	fmt.Fprintf(w, "Usage: %s <command> [flags] [script]\n\nCommands:\n", name)
+	names := make([]string, 0, len(cmds))
+	for n := range cmds {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		fmt.Fprintf(w, "  %-10s %s\n", n, cmds[n].summary)
+	}
+	fmt.Fprintf(w, "\nRun '%s <command> --help' for the flags of a command.\n", name)
+}
+
+func versionCommand(_ context.Context, s *stdio, _ []string) int {
+	fmt.Fprintf(s.out, "cdeload %s (k6-compatible; %s)\n", version, goVersion())
+	return 0
+}
+
+func archiveCommand(_ context.Context, s *stdio, _ []string) int {
+	fmt.Fprintln(s.errOut, `level=error msg="cdeload archive is not implemented yet"`)
+	return 255
+}

@@ -1,0 +1,292 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+
+	"github.com/spf13/pflag"
+
+	"github.com/cdeload/cdeload/engine/js"
+	"github.com/cdeload/cdeload/engine/lib"
+	"github.com/cdeload/cdeload/engine/metrics"
+	"github.com/cdeload/cdeload/engine/options"
+	"github.com/cdeload/cdeload/engine/output"
+	"github.com/cdeload/cdeload/engine/run"
+)
+
+// runContext is everything `run` prepared before the test starts; the
+// results wiring (results.go) reads it.
+type runContext struct {
+	io         *stdio
+	flags      *runFlags
+	log        *slog.Logger
+	scriptPath string
+	script     *js.Script
+	runner     *js.Runner
+	opts       options.Options
+	registry   *metrics.Registry
+	builtin    *metrics.Builtin
+	runTags    *metrics.TagSet
+	outputs    []output.Output
+	config     *configFile
+	env        map[string]string
+	summary    string // compact, full or disabled
+}
+
+func runCommand(ctx context.Context, s *stdio, args []string) int {
+	f := newRunFlags("run")
+	if code, done := parseFlags(s, f, args, "run [flags] script.js"); done {
+		return code
+	}
+	log := newLogger(s.errOut, f.verbose)
+	rc, err := prepareRun(ctx, s, f, log)
+	if err != nil {
+		return fail(log, err)
+	}
+	return executeRun(ctx, rc)
+}
+
+// parseFlags parses args; done is true when the command must return code.
+func parseFlags(s *stdio, f *runFlags, args []string, use string) (int, bool) {
+	f.fs.SetOutput(s.errOut)
+	f.fs.Usage = func() {
+		fmt.Fprintf(s.errOut, "Usage: cdeload %s\n\nFlags:\n%s", use, f.fs.FlagUsages())
+	}
+	if err := f.fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return 0, true
+		}
+		return int(lib.ExitUnknown), true
+	}
+	if f.fs.NArg() != 1 {
+		fmt.Fprintf(s.errOut, "Usage: cdeload %s\n(exactly one script path is required, got %d arguments)\n", use, f.fs.NArg())
+		return int(lib.ExitUnknown), true
+	}
+	return 0, false
+}
+
+// fail logs err and returns its exit code.
+func fail(log *slog.Logger, err error) int {
+	code := lib.ExitCodeOf(err)
+	log.Error(err.Error())
+	return int(code)
+}
+
+// loadScript reads the script (or stdin for "-") and parses it with the
+// given run tags.
+func loadScript(ctx context.Context, s *stdio, path string, env map[string]string, reg *metrics.Registry,
+	b *metrics.Builtin, log *slog.Logger, tags *metrics.TagSet, verbose bool) (*js.Script, error) {
+	cfg := js.Config{Filename: path, Env: env, Registry: reg, Builtin: b, Logger: log, Console: s.errOut, RunTags: tags, Debug: verbose}
+	if path == "-" {
+		src, err := io.ReadAll(s.in)
+		if err != nil {
+			return nil, fmt.Errorf("reading the script from stdin: %w", err)
+		}
+		wd, _ := os.Getwd()
+		cfg.Filename, cfg.Source = filepath.Join(wd, "stdin.js"), src
+	} else if strings.HasSuffix(path, ".tar") {
+		return nil, lib.Errorf(lib.ExitInvalidConfig, "running archives (%s) is not supported yet; run the script itself", path)
+	} else {
+		abs, err := filepath.Abs(path)
+		if err != nil {
+			return nil, fmt.Errorf("script path %s: %w", path, err)
+		}
+		cfg.Filename = abs
+	}
+	return js.Parse(ctx, cfg)
+}
+
+// consolidate merges config file < script < K6_* env < CLI flags.
+func consolidate(log *slog.Logger, f *runFlags, cf *configFile, script *js.Script, sysEnv map[string]string) (options.Options, error) {
+	so, warns, err := options.Parse(script.Options())
+	if err != nil {
+		return options.Options{}, fmt.Errorf("script options: %w", err)
+	}
+	for _, w := range append(cf.Warnings, warns...) {
+		log.Warn(w)
+	}
+	eo, err := options.FromEnv(sysEnv)
+	if err != nil {
+		return options.Options{}, err
+	}
+	co, err := f.cliOptions()
+	if err != nil {
+		return options.Options{}, err
+	}
+	opts, warns, err := options.Consolidate(
+		options.Tier{Name: "config file", Options: cf.Options},
+		options.Tier{Name: "script", Options: so},
+		options.Tier{Name: "env", Options: eo},
+		options.Tier{Name: "cli", Options: co},
+	)
+	if err != nil {
+		return options.Options{}, err
+	}
+	for _, w := range warns {
+		log.Warn(w)
+	}
+	if opts.ExecutionSegment != nil {
+		seg, err := options.ParseSegment(*opts.ExecutionSegment)
+		if err != nil {
+			return options.Options{}, lib.Errorf(lib.ExitInvalidConfig, "execution segment: %w", err)
+		}
+		opts.Scenarios = seg.ScaleScenarios(opts.Scenarios)
+	}
+	return opts, nil
+}
+
+// preTags are the run tags known before the script is parsed.
+func preTags(f *runFlags, cf *configFile, sysEnv map[string]string) map[string]string {
+	tags := cf.Options.Tags
+	if eo, err := options.FromEnv(sysEnv); err == nil && eo.Tags != nil {
+		tags = eo.Tags
+	}
+	if co, err := f.cliOptions(); err == nil && co.Tags != nil {
+		tags = co.Tags
+	}
+	return tags
+}
+
+func prepareRun(ctx context.Context, s *stdio, f *runFlags, log *slog.Logger) (*runContext, error) {
+	rc := &runContext{io: s, flags: f, log: log, scriptPath: f.fs.Arg(0)}
+	cfgPath := f.config
+	if cfgPath == "" {
+		cfgPath = s.env["K6_CONFIG"]
+	}
+	cf, err := loadConfigFile(cfgPath)
+	if err != nil {
+		return nil, err
+	}
+	rc.config = cf
+	if rc.summary, err = f.summaryModeValue(s.env); err != nil {
+		return nil, err
+	}
+	if rc.env, err = f.scriptEnv(s.env); err != nil {
+		return nil, err
+	}
+	if _, err := f.cliOptions(); err != nil {
+		return nil, err
+	}
+	rc.registry = metrics.NewRegistry()
+	rc.builtin = metrics.RegisterBuiltin(rc.registry)
+	tags := preTags(f, cf, s.env)
+	rc.script, err = loadScript(ctx, s, rc.scriptPath, rc.env, rc.registry, rc.builtin, log, metrics.NewTagSet(tags), f.verbose)
+	if err != nil {
+		return nil, err
+	}
+	if rc.opts, err = consolidate(log, f, cf, rc.script, s.env); err != nil {
+		return nil, err
+	}
+	if !sameTags(tags, rc.opts.Tags) {
+		// The script's options.tags decide the run tags: parse again so
+		// that every VU tags its samples with them.
+		rc.registry = metrics.NewRegistry()
+		rc.builtin = metrics.RegisterBuiltin(rc.registry)
+		rc.script, err = loadScript(ctx, s, rc.scriptPath, rc.env, rc.registry, rc.builtin, log, metrics.NewTagSet(rc.opts.Tags), f.verbose)
+		if err != nil {
+			return nil, err
+		}
+	}
+	rc.runTags = metrics.NewTagSet(rc.opts.Tags)
+	for _, o := range f.outputs(s.env, cf.Out) {
+		typ, arg, _ := strings.Cut(o, "=")
+		out, err := output.New(typ, output.Params{Arg: arg, Env: s.env, ConfigJSON: cf.Collectors[typ], Logger: log,
+			Stdout: s.out, Stderr: s.errOut, RunTags: rc.runTags})
+		if err != nil {
+			return nil, fmt.Errorf("output %q: %w", o, err)
+		}
+		rc.outputs = append(rc.outputs, out)
+	}
+	if f.address != "" {
+		log.Warn("--address: the REST API is not implemented yet; the flag is accepted and ignored", "address", f.address)
+	}
+	if options.IsSet(rc.opts.Paused) {
+		log.Warn("--paused: without the REST API nothing can resume the test; it starts right away")
+	}
+	return rc, nil
+}
+
+func sameTags(a, b map[string]string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for k, v := range a {
+		if w, ok := b[k]; !ok || w != v {
+			return false
+		}
+	}
+	return true
+}
+
+func executeRun(parent context.Context, rc *runContext) int {
+	s, f := rc.io, rc.flags
+	if !f.quiet {
+		printBanner(s.out, rc)
+	}
+	ctx, cancel := context.WithCancelCause(parent)
+	defer cancel(nil)
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	go func() {
+		select {
+		case sig := <-sigs:
+			rc.log.Warn("stopping the test run; teardown runs now, send the signal again to stop immediately", "signal", sig.String())
+			cancel(lib.Errorf(lib.ExitExternalAbort, "test run aborted by signal %s", sig))
+		case <-parent.Done():
+			return
+		}
+		select {
+		case sig := <-sigs:
+			rc.log.Error("stopped immediately by a second signal", "signal", sig.String())
+			os.Exit(int(lib.ExitExternalAbort))
+		case <-parent.Done():
+		}
+	}()
+
+	cfg := run.Config{
+		Options:  rc.opts,
+		Registry: rc.registry,
+		Builtin:  rc.builtin,
+		RunTags:  rc.runTags,
+		Outputs:  rc.outputs,
+		Logger:   rc.log,
+		NewRunner: func(ctl lib.TestControl) (lib.Runner, error) {
+			r, err := rc.script.NewRunner(js.RunnerConfig{Control: ctl,
+				SetupTimeout:         rc.opts.SetupTimeoutOrDefault(),
+				TeardownTimeout:      rc.opts.TeardownTimeoutOrDefault(),
+				HandleSummaryTimeout: rc.opts.HandleSummaryTimeoutOrDefault()})
+			if err != nil {
+				return nil, err
+			}
+			rc.runner = r
+			return r, nil
+		},
+	}
+	prog := newProgress(s.errOut, !f.quiet && isTerminal(s.errOut))
+	cfg.Hooks.OnExecution = prog.attach
+	if err := attachResults(rc, &cfg); err != nil {
+		return fail(rc.log, err)
+	}
+	res, err := run.Run(ctx, cfg)
+	prog.stop(!f.quiet)
+	if f.linger {
+		rc.log.Info("the test is done; lingering until interrupted (--linger)")
+		select {
+		case <-ctx.Done():
+		case <-parent.Done():
+		}
+	}
+	if err != nil {
+		rc.log.Error(err.Error())
+	}
+	return int(res.ExitCode)
+}

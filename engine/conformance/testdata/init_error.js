@@ -1,0 +1,3 @@
+export const options = { iterations: 1 };
+throw new Error('broken init');
+export default function () {}
