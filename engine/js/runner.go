@@ -45,7 +45,9 @@ func (s *Script) NewRunner(rc RunnerConfig) (*Runner, error) {
 // __VU = idLocal. Safe for concurrent use. Samples of the VU go to samples.
 func (r *Runner) NewVU(ctx context.Context, idLocal, idGlobal uint64, samples chan<- metrics.Samples) (lib.InitializedVU, error) {
 	v := newVUObject(r.s, r, idLocal, idGlobal, samples)
-	v.lifeCtx = ctx
+	// ctx bounds the VU's initialisation only (the executor's pool cancels
+	// it once VUs are ready); the VU's built-in samples must outlive it.
+	v.lifeCtx = context.WithoutCancel(ctx)
 	if err := v.init(ctx); err != nil {
 		return nil, initError(r.s.cfg.Filename, fmt.Errorf("VU %d: %w", idLocal, err))
 	}

@@ -35,7 +35,7 @@ type vu struct {
 	inInit       bool
 	state        *modules.State
 	samples      chan<- metrics.Samples
-	lifeCtx      context.Context // the ctx given to NewVU; for built-in samples
+	lifeCtx      context.Context // outlives init; for built-in samples
 
 	goInst map[*goModule]map[string]sobek.Value
 	fns    map[string]sobek.Callable
