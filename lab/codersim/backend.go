@@ -1,0 +1,198 @@
+package codersim
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"sync"
+)
+
+// WorkspaceSpec describes the workspace machine a start build asks the
+// backend for.
+type WorkspaceSpec struct {
+	// Name is the workspace name (unique per owner).
+	Name string
+	// Owner is the owner's username.
+	Owner string
+	// WorkspaceID is the workspace's UUID.
+	WorkspaceID string
+	// AgentID is the UUID the agent is known by in the API; Coder derives an
+	// agent's tailnet address from it (see Server.AgentAddress).
+	AgentID string
+	// AgentName is the agent's name in the template (for example "main").
+	AgentName string
+	// Parameters are the build's rich parameter values (defaults included).
+	Parameters map[string]string
+}
+
+// PTYRequest asks an agent for a terminal session.
+type PTYRequest struct {
+	// Command is the command to run; "" means the user's shell.
+	Command string
+	// Width and Height are the terminal size.
+	Width, Height uint16
+}
+
+// Agent is a running workspace agent as provided by a Backend.
+type Agent interface {
+	// Address is the agent's tailnet address, or the zero Addr if it has none.
+	Address() netip.Addr
+	// OpenPTY starts a terminal session: writes are keystrokes, reads are
+	// the terminal's output (including its echo). Close ends the session.
+	OpenPTY(ctx context.Context, req PTYRequest) (io.ReadWriteCloser, error)
+}
+
+// Backend runs the machines behind workspaces. The simulator calls
+// StartWorkspace during a start build and StopWorkspace during a stop or
+// delete build (or when a started build is cancelled). Implementations must
+// be safe for concurrent use.
+type Backend interface {
+	// StartWorkspace brings up the workspace machine and returns its agent.
+	StartWorkspace(ctx context.Context, spec WorkspaceSpec) (Agent, error)
+	// StopWorkspace tears the workspace machine down. Stopping a workspace
+	// that is not running is not an error.
+	StopWorkspace(ctx context.Context, spec WorkspaceSpec) error
+}
+
+// MemBackend is an in-memory Backend: each workspace is a fake machine
+// whose terminal behaves like a tty (see MemBackend.OpenPTY). It is safe for
+// concurrent use.
+type MemBackend struct {
+	mu      sync.Mutex
+	running map[string]*memAgent // by workspace ID
+}
+
+// NewMemBackend returns an empty MemBackend.
+func NewMemBackend() *MemBackend { return &MemBackend{running: map[string]*memAgent{}} }
+
+// Running returns the number of running workspace machines.
+func (b *MemBackend) Running() int {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return len(b.running)
+}
+
+// StartWorkspace implements Backend.
+func (b *MemBackend) StartWorkspace(ctx context.Context, spec WorkspaceSpec) (Agent, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	a := &memAgent{sessions: map[*memPTY]struct{}{}}
+	if old := b.running[spec.WorkspaceID]; old != nil {
+		old.stop()
+	}
+	b.running[spec.WorkspaceID] = a
+	return a, nil
+}
+
+// StopWorkspace implements Backend; open terminal sessions end with EOF.
+func (b *MemBackend) StopWorkspace(_ context.Context, spec WorkspaceSpec) error {
+	b.mu.Lock()
+	a := b.running[spec.WorkspaceID]
+	delete(b.running, spec.WorkspaceID)
+	b.mu.Unlock()
+	if a != nil {
+		a.stop()
+	}
+	return nil
+}
+
+type memAgent struct {
+	mu       sync.Mutex
+	stopped  bool
+	sessions map[*memPTY]struct{}
+}
+
+func (a *memAgent) Address() netip.Addr { return netip.Addr{} }
+
+// OpenPTY implements Agent. The session behaves like a tty in canonical
+// mode with echo: every input byte is echoed (CR and LF echo as CR LF).
+// With command "" or "cat", each completed line is also written back, as cat
+// would; with any other command (such as "dd of=/dev/null") input is only
+// echoed. Ctrl-C (0x03) echoes "^C" and ends the session.
+func (a *memAgent) OpenPTY(ctx context.Context, req PTYRequest) (io.ReadWriteCloser, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.stopped {
+		return nil, errors.New("workspace machine is stopped")
+	}
+	pr, pw := io.Pipe()
+	p := &memPTY{agent: a, out: pr, outW: pw, cat: req.Command == "" || req.Command == "cat"}
+	a.sessions[p] = struct{}{}
+	return p, nil
+}
+
+func (a *memAgent) stop() {
+	a.mu.Lock()
+	a.stopped = true
+	sessions := a.sessions
+	a.sessions = map[*memPTY]struct{}{}
+	a.mu.Unlock()
+	for p := range sessions {
+		_ = p.Close()
+	}
+}
+
+type memPTY struct {
+	agent *memAgent
+	out   *io.PipeReader
+	outW  *io.PipeWriter
+	cat   bool
+
+	wmu  sync.Mutex
+	line []byte
+	once sync.Once
+}
+
+func (p *memPTY) Read(b []byte) (int, error) { return p.out.Read(b) }
+
+func (p *memPTY) Write(b []byte) (int, error) {
+	p.wmu.Lock()
+	defer p.wmu.Unlock()
+	out := make([]byte, 0, 2*len(b)+2)
+	for i, c := range b {
+		switch c {
+		case 0x03:
+			out = append(out, '^', 'C', '\r', '\n')
+			if _, err := p.outW.Write(out); err != nil {
+				return i, fmt.Errorf("pty closed: %w", err)
+			}
+			_ = p.outW.Close()
+			return len(b), nil
+		case '\r', '\n':
+			out = append(out, '\r', '\n')
+			if p.cat {
+				out = append(out, p.line...)
+				out = append(out, '\r', '\n')
+			}
+			p.line = p.line[:0]
+		default:
+			out = append(out, c)
+			if p.cat {
+				p.line = append(p.line, c)
+			}
+		}
+	}
+	if _, err := p.outW.Write(out); err != nil {
+		return 0, fmt.Errorf("pty closed: %w", err)
+	}
+	return len(b), nil
+}
+
+func (p *memPTY) Close() error {
+	p.once.Do(func() {
+		_ = p.outW.Close()
+		_ = p.out.Close()
+		p.agent.mu.Lock()
+		delete(p.agent.sessions, p)
+		p.agent.mu.Unlock()
+	})
+	return nil
+}

@@ -1,0 +1,826 @@
+package coder
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cdeload/cdeload/workspace"
+)
+
+// User modes of a Provider.
+const (
+	// UsersPerWorkspace creates one scaletest user per workspace (like
+	// coder exp scaletest create-workspaces).
+	UsersPerWorkspace = "per-workspace"
+	// UsersMe creates every workspace for the caller (GET /api/v2/users/me).
+	UsersMe = "me"
+)
+
+// Config configures a Provider.
+type Config struct {
+	// URL is the Coder deployment URL (required).
+	URL string
+	// Token is the session token of an owner (required). It never appears in
+	// errors.
+	Token string
+	// Client configures the HTTP client (rate-limit bypass, retries…).
+	Client ClientOptions
+	// Organization is the organization name or ID; "" selects the default
+	// organization.
+	Organization string
+	// RunID names the run's resources scaletest-<runid>-<n>; "" picks a
+	// random one.
+	RunID string
+	// Users is UsersPerWorkspace (default) or UsersMe.
+	Users string
+	// Retries is how many times a failed start build is retried (default 0).
+	Retries int
+	// PollInterval is the interval between status polls (default 500ms).
+	PollInterval time.Duration
+	// BuildTimeout bounds waiting for one build job (default 10m).
+	BuildTimeout time.Duration
+	// AgentTimeout bounds waiting for agents after the build (default 5m).
+	AgentTimeout time.Duration
+	// DeleteTimeout bounds one delete, including cancelling an active
+	// build (default 10m).
+	DeleteTimeout time.Duration
+	// IgnoreLifecycle makes WaitReady wait only for agent status
+	// "connected", not for lifecycle_state "ready".
+	IgnoreLifecycle bool
+	// NoWaitForAgents makes WaitReady return when the build succeeded.
+	NoWaitForAgents bool
+	// CleanupConcurrency bounds parallel removals in Cleanup (default 8).
+	CleanupConcurrency int
+	// Observer receives phase timings and failures (default: none).
+	Observer workspace.Observer
+	// AddressFunc maps an agent ID to its tailnet address (default
+	// AgentAddress, Coder's convention).
+	AddressFunc func(agentID string) string
+}
+
+func (c *Config) validate() error {
+	if c.URL == "" {
+		return errors.New("coder provider: URL is required")
+	}
+	if c.Token == "" {
+		return errors.New("coder provider: session token is required")
+	}
+	switch c.Users {
+	case "":
+		c.Users = UsersPerWorkspace
+	case UsersPerWorkspace, UsersMe:
+	default:
+		return fmt.Errorf("coder provider: users %q: allowed values are %q and %q", c.Users, UsersPerWorkspace, UsersMe)
+	}
+	if c.Retries < 0 {
+		return fmt.Errorf("coder provider: retries %d: must be ≥ 0", c.Retries)
+	}
+	for _, d := range []struct {
+		name string
+		v    *time.Duration
+		def  time.Duration
+	}{
+		{"poll interval", &c.PollInterval, 500 * time.Millisecond},
+		{"build timeout", &c.BuildTimeout, 10 * time.Minute},
+		{"agent timeout", &c.AgentTimeout, 5 * time.Minute},
+		{"delete timeout", &c.DeleteTimeout, 10 * time.Minute},
+	} {
+		if *d.v < 0 {
+			return fmt.Errorf("coder provider: %s %v: must be ≥ 0", d.name, *d.v)
+		}
+		if *d.v == 0 {
+			*d.v = d.def
+		}
+	}
+	if c.CleanupConcurrency <= 0 {
+		c.CleanupConcurrency = 8
+	}
+	if c.Observer == nil {
+		c.Observer = workspace.NopObserver{}
+	}
+	if c.AddressFunc == nil {
+		c.AddressFunc = AgentAddress
+	}
+	return nil
+}
+
+// Provider is a workspace.Provider for Coder. Every user and workspace it
+// creates is recorded in its ledger before the create request is sent, so
+// Cleanup finds even resources whose creation was interrupted.
+type Provider struct {
+	cfg    Config
+	client *Client
+	namer  *workspace.Namer
+	ledger workspace.Ledger
+
+	mu        sync.Mutex
+	org       *Organization
+	me        *User
+	templates map[string]*templateInfo
+}
+
+type templateInfo struct {
+	tmpl   Template
+	params []TemplateVersionParameter
+}
+
+var _ workspace.Provider = (*Provider)(nil)
+
+// NewProvider returns a Provider. It does not touch the network.
+func NewProvider(cfg Config) (*Provider, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	namer, err := workspace.NewNamer(cfg.RunID)
+	if err != nil {
+		return nil, fmt.Errorf("coder provider: %w", err)
+	}
+	client, err := NewClient(cfg.URL, cfg.Token, cfg.Client)
+	if err != nil {
+		return nil, fmt.Errorf("coder provider: %w", err)
+	}
+	return &Provider{cfg: cfg, client: client, namer: namer, templates: map[string]*templateInfo{}}, nil
+}
+
+// Client returns the provider's API client.
+func (p *Provider) Client() *Client { return p.client }
+
+// RunID returns the run identifier used in names.
+func (p *Provider) RunID() string { return p.namer.RunID() }
+
+// Ledger returns the provider's cleanup ledger.
+func (p *Provider) Ledger() *workspace.Ledger { return &p.ledger }
+
+// Close releases the client's idle connections.
+func (p *Provider) Close() { p.client.Close() }
+
+func (p *Provider) organization(ctx context.Context) (Organization, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.org != nil {
+		return *p.org, nil
+	}
+	var org Organization
+	if p.cfg.Organization != "" {
+		o, err := p.client.Organization(ctx, p.cfg.Organization)
+		if err != nil {
+			return org, fmt.Errorf("organization %q: %w", p.cfg.Organization, err)
+		}
+		org = o
+	} else {
+		orgs, err := p.client.Organizations(ctx)
+		if err != nil {
+			return org, fmt.Errorf("list organizations: %w", err)
+		}
+		found := false
+		for _, o := range orgs {
+			if o.IsDefault {
+				org, found = o, true
+				break
+			}
+		}
+		if !found {
+			return org, errors.New("no default organization")
+		}
+	}
+	p.org = &org
+	return org, nil
+}
+
+func (p *Provider) caller(ctx context.Context) (User, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.me != nil {
+		return *p.me, nil
+	}
+	u, err := p.client.Me(ctx)
+	if err != nil {
+		return u, fmt.Errorf("current user: %w", err)
+	}
+	p.me = &u
+	return u, nil
+}
+
+func (p *Provider) template(ctx context.Context, orgID, name string) (*templateInfo, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if t, ok := p.templates[name]; ok {
+		return t, nil
+	}
+	tmpl, err := p.client.TemplateByName(ctx, orgID, name)
+	if err != nil {
+		return nil, fmt.Errorf("template %q: %w", name, err)
+	}
+	params, err := p.client.RichParameters(ctx, tmpl.ActiveVersionID)
+	if err != nil {
+		return nil, fmt.Errorf("template %q: parameters of version %s: %w", name, tmpl.ActiveVersionID, err)
+	}
+	t := &templateInfo{tmpl: tmpl, params: params}
+	p.templates[name] = t
+	return t, nil
+}
+
+// Create implements workspace.Provider: it resolves the template and its
+// parameters, creates the owner (in UsersPerWorkspace mode) and requests the
+// workspace.
+func (p *Provider) Create(ctx context.Context, req workspace.CreateRequest) (workspace.Workspace, error) {
+	ws, err := p.create(ctx, req)
+	if err != nil {
+		p.cfg.Observer.OnFailure(workspace.OpCreate, err)
+	}
+	return ws, err
+}
+
+func (p *Provider) create(ctx context.Context, req workspace.CreateRequest) (workspace.Workspace, error) {
+	var ws workspace.Workspace
+	if req.Template == "" {
+		return ws, errors.New("create workspace: template is required")
+	}
+	org, err := p.organization(ctx)
+	if err != nil {
+		return ws, fmt.Errorf("create workspace: %w", err)
+	}
+	t, err := p.template(ctx, org.ID, req.Template)
+	if err != nil {
+		return ws, fmt.Errorf("create workspace: %w", err)
+	}
+	values, err := ResolveParameters(req.Template, t.params, req.Parameters)
+	if err != nil {
+		return ws, fmt.Errorf("create workspace: %w", err)
+	}
+	n := p.namer.Next()
+	name := req.Name
+	if name == "" {
+		name = p.namer.Name(n)
+	}
+	var owner User
+	if p.cfg.Users == UsersMe {
+		if owner, err = p.caller(ctx); err != nil {
+			return ws, fmt.Errorf("create workspace %s: %w", name, err)
+		}
+	} else {
+		username := p.namer.Name(n)
+		p.ledger.Record(workspace.Entry{Kind: workspace.KindUser, Name: username})
+		owner, err = p.client.CreateUser(ctx, CreateUserRequest{
+			Email:           p.namer.Email(n),
+			Username:        username,
+			Name:            "Scaletest " + username,
+			Password:        randomPassword(),
+			LoginType:       "password",
+			UserStatus:      "active",
+			OrganizationIDs: []string{org.ID},
+		})
+		if err != nil {
+			return ws, fmt.Errorf("create workspace %s: create user %s: %w", name, username, err)
+		}
+		p.ledger.Record(workspace.Entry{Kind: workspace.KindUser, Name: username, ID: owner.ID})
+	}
+	p.ledger.Record(workspace.Entry{Kind: workspace.KindWorkspace, Name: name, Owner: owner.Username})
+	requested := time.Now()
+	w, err := p.client.CreateWorkspace(ctx, org.ID, owner.ID, CreateWorkspaceRequest{
+		TemplateID:          t.tmpl.ID,
+		Name:                name,
+		RichParameterValues: values,
+	})
+	if err != nil {
+		return ws, fmt.Errorf("create workspace %s: %w", name, err)
+	}
+	p.ledger.Record(workspace.Entry{Kind: workspace.KindWorkspace, Name: name, ID: w.ID, Owner: owner.Username})
+	return workspace.Workspace{
+		ID:          w.ID,
+		Name:        w.Name,
+		Owner:       w.OwnerName,
+		OwnerID:     w.OwnerID,
+		Template:    req.Template,
+		BuildID:     w.LatestBuild.ID,
+		RequestedAt: requested,
+	}, nil
+}
+
+// WaitReady implements workspace.Provider: it waits for the latest build
+// (retrying failed builds up to Config.Retries times) and then for every
+// agent to be connected and ready.
+func (p *Provider) WaitReady(ctx context.Context, ws workspace.Workspace) (workspace.Workspace, error) {
+	return p.waitReady(ctx, ws, workspace.OpCreate)
+}
+
+func (p *Provider) waitReady(ctx context.Context, ws workspace.Workspace, op string) (workspace.Workspace, error) {
+	out, err := p.doWaitReady(ctx, ws)
+	if err != nil {
+		p.cfg.Observer.OnFailure(op, err)
+		return out, err
+	}
+	return out, nil
+}
+
+func (p *Provider) doWaitReady(ctx context.Context, ws workspace.Workspace) (workspace.Workspace, error) {
+	start := ws.RequestedAt
+	if start.IsZero() {
+		start = time.Now()
+	}
+	if ws.BuildID == "" {
+		w, err := p.client.Workspace(ctx, ws.ID)
+		if err != nil {
+			return ws, fmt.Errorf("workspace %s: %w", ws.Name, err)
+		}
+		ws.BuildID = w.LatestBuild.ID
+	}
+	var build WorkspaceBuild
+	for attempt := 0; ; attempt++ {
+		b, err := p.waitBuild(ctx, ws.Name, ws.BuildID, p.cfg.BuildTimeout)
+		if err != nil {
+			return ws, err
+		}
+		if b.Job.Status == JobSucceeded {
+			build = b
+			break
+		}
+		failure := fmt.Errorf("workspace %s: build #%d %s: %s", ws.Name, b.BuildNumber, b.Job.Status, orNone(b.Job.Error))
+		if b.Job.Status != JobFailed || attempt >= p.cfg.Retries {
+			if attempt > 0 {
+				failure = fmt.Errorf("%w (after %d retries)", failure, attempt)
+			}
+			return ws, failure
+		}
+		nb, err := p.client.CreateWorkspaceBuild(ctx, ws.ID, CreateWorkspaceBuildRequest{
+			Transition:        TransitionStart,
+			TemplateVersionID: b.TemplateVersionID,
+		})
+		if err != nil {
+			return ws, fmt.Errorf("workspace %s: retry %d of failed build #%d: %w", ws.Name, attempt+1, b.BuildNumber, err)
+		}
+		ws.BuildID = nb.ID
+	}
+	succeededSeen := time.Now()
+	ws.Timings.Build = jobDuration(build.Job)
+	p.cfg.Observer.OnPhase(workspace.PhaseBuild, ws.Timings.Build, ws)
+
+	if !p.cfg.NoWaitForAgents {
+		b, err := p.waitAgents(ctx, ws.Name, build)
+		if err != nil {
+			return ws, err
+		}
+		build = b
+		ws.Timings.AgentConnect = p.agentConnectDuration(build, succeededSeen)
+		ws.Agents = nil
+	}
+	for _, a := range build.Agents() {
+		ws.Agents = append(ws.Agents, workspace.Agent{ID: a.ID, Name: a.Name})
+	}
+	if len(ws.Agents) > 0 {
+		ws.Address = p.cfg.AddressFunc(ws.Agents[0].ID)
+	}
+	if !p.cfg.NoWaitForAgents {
+		p.cfg.Observer.OnPhase(workspace.PhaseAgentConnect, ws.Timings.AgentConnect, ws)
+	}
+	ws.Timings.Ready = time.Since(start)
+	p.cfg.Observer.OnPhase(workspace.PhaseReady, ws.Timings.Ready, ws)
+	return ws, nil
+}
+
+// jobDuration is job queued → job completed on the server's clock.
+func jobDuration(j ProvisionerJob) time.Duration {
+	if j.CompletedAt == nil || j.CreatedAt.IsZero() {
+		return 0
+	}
+	return max(0, j.CompletedAt.Sub(j.CreatedAt))
+}
+
+// agentConnectDuration is job completed → last agent connected (or ready),
+// on the server's clock when it reports both, else as observed.
+func (p *Provider) agentConnectDuration(b WorkspaceBuild, succeededSeen time.Time) time.Duration {
+	var last time.Time
+	for _, a := range b.Agents() {
+		t := a.FirstConnectedAt
+		if !p.cfg.IgnoreLifecycle && a.ReadyAt != nil {
+			t = a.ReadyAt
+		}
+		if t == nil {
+			return max(0, time.Since(succeededSeen))
+		}
+		if t.After(last) {
+			last = *t
+		}
+	}
+	if last.IsZero() || b.Job.CompletedAt == nil {
+		return max(0, time.Since(succeededSeen))
+	}
+	return max(0, last.Sub(*b.Job.CompletedAt))
+}
+
+// waitBuild polls a build until its job is no longer active.
+func (p *Provider) waitBuild(ctx context.Context, wsName, buildID string, timeout time.Duration) (WorkspaceBuild, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	var last WorkspaceBuild
+	for {
+		b, err := p.client.WorkspaceBuild(ctx, buildID)
+		if err == nil {
+			last = b
+			if !JobActive(b.Job.Status) {
+				return b, nil
+			}
+		}
+		if err != nil && ctx.Err() == nil {
+			return last, fmt.Errorf("workspace %s: build %s: %w", wsName, buildID, err)
+		}
+		if werr := sleepCtx(ctx, p.cfg.PollInterval); werr != nil || ctx.Err() != nil {
+			return last, p.timeoutErr(ctx, fmt.Sprintf("workspace %s: build #%d not finished after %v (job status %s)",
+				wsName, last.BuildNumber, timeout, orNone(last.Job.Status)))
+		}
+	}
+}
+
+// timeoutErr wraps the context's error with msg (DeadlineExceeded for our
+// own timeout, Canceled when the caller gave up).
+func (p *Provider) timeoutErr(ctx context.Context, msg string) error {
+	err := context.Cause(ctx)
+	if err == nil {
+		err = context.DeadlineExceeded
+	}
+	return fmt.Errorf("%s: %w", msg, err)
+}
+
+// waitAgents polls the build until every agent is connected (and ready
+// unless IgnoreLifecycle).
+func (p *Provider) waitAgents(ctx context.Context, wsName string, b WorkspaceBuild) (WorkspaceBuild, error) {
+	ctx, cancel := context.WithTimeout(ctx, p.cfg.AgentTimeout)
+	defer cancel()
+	for {
+		var pending *WorkspaceAgent
+		for _, a := range b.Agents() {
+			if a.LifecycleState == LifecycleStartError || a.LifecycleState == LifecycleStartTimeout {
+				return b, fmt.Errorf("workspace %s: agent %q lifecycle %s", wsName, a.Name, a.LifecycleState)
+			}
+			if a.Status != AgentConnected || (!p.cfg.IgnoreLifecycle && a.LifecycleState != LifecycleReady) {
+				pending = &a
+				break
+			}
+		}
+		if pending == nil {
+			return b, nil
+		}
+		if err := sleepCtx(ctx, p.cfg.PollInterval); err != nil {
+			what := "connected"
+			state := "status " + pending.Status
+			if pending.Status == AgentConnected {
+				what, state = "ready", "lifecycle "+pending.LifecycleState
+			}
+			return b, p.timeoutErr(ctx, fmt.Sprintf("workspace %s: agent %q not %s after %v (%s)",
+				wsName, pending.Name, what, p.cfg.AgentTimeout, state))
+		}
+		nb, err := p.client.WorkspaceBuild(ctx, b.ID)
+		if err != nil {
+			if ctx.Err() != nil {
+				continue // reported as a timeout on the next round
+			}
+			return b, fmt.Errorf("workspace %s: build %s: %w", wsName, b.ID, err)
+		}
+		b = nb
+	}
+}
+
+// Stop implements workspace.Provider.
+func (p *Provider) Stop(ctx context.Context, ws workspace.Workspace) error {
+	start := time.Now()
+	if _, err := p.transition(ctx, ws, TransitionStop); err != nil {
+		p.cfg.Observer.OnFailure(workspace.OpStop, err)
+		return err
+	}
+	p.cfg.Observer.OnPhase(workspace.PhaseStop, time.Since(start), ws)
+	return nil
+}
+
+// Start implements workspace.Provider: it starts the workspace and waits
+// until it is ready; the ready phase is measured from the start request.
+func (p *Provider) Start(ctx context.Context, ws workspace.Workspace) (workspace.Workspace, error) {
+	ws.RequestedAt = time.Now()
+	ws.Timings = workspace.Timings{}
+	b, err := p.createBuild(ctx, ws, TransitionStart)
+	if err != nil {
+		p.cfg.Observer.OnFailure(workspace.OpStart, err)
+		return ws, err
+	}
+	ws.BuildID = b.ID
+	return p.waitReady(ctx, ws, workspace.OpStart)
+}
+
+// transition starts a build of the given transition and waits for it.
+func (p *Provider) transition(ctx context.Context, ws workspace.Workspace, transition string) (WorkspaceBuild, error) {
+	b, err := p.createBuild(ctx, ws, transition)
+	if err != nil {
+		return b, err
+	}
+	b, err = p.waitBuild(ctx, ws.Name, b.ID, p.cfg.BuildTimeout)
+	if err != nil {
+		return b, err
+	}
+	if b.Job.Status != JobSucceeded {
+		return b, fmt.Errorf("workspace %s: %s build #%d %s: %s", ws.Name, transition, b.BuildNumber, b.Job.Status, orNone(b.Job.Error))
+	}
+	return b, nil
+}
+
+// createBuild requests a build; if another build is active (409) it is
+// cancelled first.
+func (p *Provider) createBuild(ctx context.Context, ws workspace.Workspace, transition string) (WorkspaceBuild, error) {
+	for attempt := 0; ; attempt++ {
+		b, err := p.client.CreateWorkspaceBuild(ctx, ws.ID, CreateWorkspaceBuildRequest{Transition: transition})
+		if err == nil {
+			return b, nil
+		}
+		if StatusCode(err) != http.StatusConflict || attempt >= 2 {
+			return b, fmt.Errorf("workspace %s: %s: %w", ws.Name, transition, err)
+		}
+		if err := p.cancelActive(ctx, ws.Name, ws.ID); err != nil {
+			return b, err
+		}
+	}
+}
+
+// cancelActive cancels the workspace's latest build if it is active and
+// waits until its job is no longer active.
+func (p *Provider) cancelActive(ctx context.Context, name, id string) error {
+	w, err := p.client.Workspace(ctx, id)
+	if err != nil {
+		return fmt.Errorf("workspace %s: %w", name, err)
+	}
+	lb := w.LatestBuild
+	if !JobActive(lb.Job.Status) {
+		return nil
+	}
+	if lb.Job.Status != JobCanceling {
+		if err := p.client.CancelWorkspaceBuild(ctx, lb.ID); err != nil && StatusCode(err) != http.StatusBadRequest {
+			return fmt.Errorf("workspace %s: cancel build #%d: %w", name, lb.BuildNumber, err)
+		}
+	}
+	if _, err := p.waitBuild(ctx, name, lb.ID, p.cfg.BuildTimeout); err != nil {
+		return fmt.Errorf("cancel: %w", err)
+	}
+	return nil
+}
+
+// Delete implements workspace.Provider.
+func (p *Provider) Delete(ctx context.Context, ws workspace.Workspace) error {
+	start := time.Now()
+	err := p.removeWorkspace(ctx, workspace.Entry{Kind: workspace.KindWorkspace, Name: ws.Name, ID: ws.ID, Owner: ws.Owner})
+	if err != nil {
+		p.cfg.Observer.OnFailure(workspace.OpDelete, err)
+		return err
+	}
+	ws.Timings.Delete = time.Since(start)
+	p.ledger.Forget(workspace.KindWorkspace, ws.Name)
+	p.cfg.Observer.OnPhase(workspace.PhaseDelete, ws.Timings.Delete, ws)
+	return nil
+}
+
+// removeWorkspace deletes a workspace and waits until it is gone; a
+// workspace that does not exist is success.
+func (p *Provider) removeWorkspace(ctx context.Context, e workspace.Entry) error {
+	ctx, cancel := context.WithTimeout(ctx, p.cfg.DeleteTimeout)
+	defer cancel()
+	id := e.ID
+	if id == "" {
+		owner := e.Owner
+		if owner == "" {
+			owner = "me"
+		}
+		w, err := p.client.WorkspaceByOwnerAndName(ctx, owner, e.Name)
+		if IsNotFound(err) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("workspace %s: look up: %w", e.Name, err)
+		}
+		id = w.ID
+	}
+	for attempt := 0; ; attempt++ {
+		w, err := p.client.Workspace(ctx, id)
+		if IsNotFound(err) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("workspace %s: %w", e.Name, err)
+		}
+		lb := w.LatestBuild
+		var del WorkspaceBuild
+		if lb.Transition == TransitionDelete && (JobActive(lb.Job.Status) || lb.Job.Status == JobSucceeded) {
+			del = lb // a delete is already under way
+		} else {
+			if JobActive(lb.Job.Status) {
+				if err := p.cancelActive(ctx, e.Name, id); err != nil {
+					return err
+				}
+			}
+			del, err = p.client.CreateWorkspaceBuild(ctx, id, CreateWorkspaceBuildRequest{Transition: TransitionDelete})
+			if IsNotFound(err) {
+				return nil
+			}
+			if StatusCode(err) == http.StatusConflict && attempt < 3 {
+				continue // a build started meanwhile: cancel it and retry
+			}
+			if err != nil {
+				return fmt.Errorf("workspace %s: delete: %w", e.Name, err)
+			}
+		}
+		b, err := p.waitBuild(ctx, e.Name, del.ID, p.cfg.DeleteTimeout)
+		if IsNotFound(err) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if b.Job.Status != JobSucceeded {
+			if attempt < 3 && b.Job.Status == JobCanceled {
+				continue
+			}
+			return fmt.Errorf("workspace %s: delete build #%d %s: %s", e.Name, b.BuildNumber, b.Job.Status, orNone(b.Job.Error))
+		}
+		return p.waitGone(ctx, e.Name, id)
+	}
+}
+
+func (p *Provider) waitGone(ctx context.Context, name, id string) error {
+	for {
+		_, err := p.client.Workspace(ctx, id)
+		if IsNotFound(err) {
+			return nil
+		}
+		if err != nil && ctx.Err() == nil {
+			return fmt.Errorf("workspace %s: %w", name, err)
+		}
+		if err := sleepCtx(ctx, p.cfg.PollInterval); err != nil {
+			return p.timeoutErr(ctx, fmt.Sprintf("workspace %s: still present after its delete build", name))
+		}
+	}
+}
+
+func (p *Provider) removeUser(ctx context.Context, e workspace.Entry) error {
+	ref := e.ID
+	if ref == "" {
+		ref = e.Name
+	}
+	err := p.client.DeleteUser(ctx, ref)
+	if err == nil || IsNotFound(err) {
+		return nil
+	}
+	return fmt.Errorf("user %s: %w", e.Name, err)
+}
+
+type remover struct{ p *Provider }
+
+func (r remover) RemoveWorkspace(ctx context.Context, e workspace.Entry) error {
+	return r.p.removeWorkspace(ctx, e)
+}
+func (r remover) RemoveUser(ctx context.Context, e workspace.Entry) error {
+	return r.p.removeUser(ctx, e)
+}
+
+// Cleanup implements workspace.Provider: it removes every recorded workspace
+// (cancelling active builds first), then every recorded user. Resources
+// already gone count as removed, so Cleanup is idempotent and may run with a
+// fresh context after the run's context was cancelled.
+func (p *Provider) Cleanup(ctx context.Context) error {
+	return p.ledger.Cleanup(ctx, remover{p}, p.cfg.CleanupConcurrency, func(_ workspace.Entry, err error) {
+		p.cfg.Observer.OnFailure(workspace.OpCleanup, err)
+	})
+}
+
+// Sweep records every workspace and user whose name starts with prefix
+// (for example "scaletest-" or "scaletest-<runid>-") into the ledger, then
+// runs Cleanup. It is the equivalent of Coder's scaletest cleanup for
+// resources left by a process that died.
+func (p *Provider) Sweep(ctx context.Context, prefix string) error {
+	if !strings.HasPrefix(prefix, workspace.ScaletestPrefix) {
+		return fmt.Errorf("sweep: prefix %q must start with %q", prefix, workspace.ScaletestPrefix)
+	}
+	wss, err := p.listWorkspaces(ctx, prefix)
+	if err != nil {
+		return fmt.Errorf("sweep: %w", err)
+	}
+	for _, w := range wss {
+		p.ledger.Record(workspace.Entry{Kind: workspace.KindWorkspace, Name: w.Name, ID: w.ID, Owner: w.OwnerName})
+	}
+	for offset := 0; ; {
+		page, err := p.client.Users(ctx, prefix, offset, 100)
+		if err != nil {
+			return fmt.Errorf("sweep: list users: %w", err)
+		}
+		for _, u := range page.Users {
+			if strings.HasPrefix(u.Username, prefix) {
+				p.ledger.Record(workspace.Entry{Kind: workspace.KindUser, Name: u.Username, ID: u.ID})
+			}
+		}
+		offset += len(page.Users)
+		if len(page.Users) == 0 || offset >= page.Count {
+			break
+		}
+	}
+	return p.Cleanup(ctx)
+}
+
+func (p *Provider) listWorkspaces(ctx context.Context, prefix string) ([]Workspace, error) {
+	var out []Workspace
+	for offset := 0; ; {
+		page, err := p.client.Workspaces(ctx, "name:"+prefix, offset, 100)
+		if err != nil {
+			return nil, fmt.Errorf("list workspaces: %w", err)
+		}
+		for _, w := range page.Workspaces {
+			if strings.HasPrefix(w.Name, prefix) {
+				out = append(out, w)
+			}
+		}
+		offset += len(page.Workspaces)
+		if len(page.Workspaces) == 0 || offset >= page.Count {
+			return out, nil
+		}
+	}
+}
+
+// List implements workspace.Provider: the run's workspaces that still exist.
+func (p *Provider) List(ctx context.Context) ([]workspace.Workspace, error) {
+	wss, err := p.listWorkspaces(ctx, p.namer.Prefix())
+	if err != nil {
+		return nil, err
+	}
+	out := make([]workspace.Workspace, 0, len(wss))
+	for _, w := range wss {
+		ws := workspace.Workspace{ID: w.ID, Name: w.Name, Owner: w.OwnerName, OwnerID: w.OwnerID, Template: w.TemplateName, BuildID: w.LatestBuild.ID}
+		for _, a := range w.LatestBuild.Agents() {
+			ws.Agents = append(ws.Agents, workspace.Agent{ID: a.ID, Name: a.Name})
+		}
+		if len(ws.Agents) > 0 {
+			ws.Address = p.cfg.AddressFunc(ws.Agents[0].ID)
+		}
+		out = append(out, ws)
+	}
+	return out, nil
+}
+
+// AgentAddress returns Coder's tailnet address of an agent: the prefix
+// fd7a:115c:a1e0::/48 followed by the last 10 bytes of the agent's UUID.
+// It returns "" if agentID is not a UUID.
+func AgentAddress(agentID string) string {
+	u, ok := parseUUID(agentID)
+	if !ok {
+		return ""
+	}
+	var a [16]byte
+	copy(a[:], []byte{0xfd, 0x7a, 0x11, 0x5c, 0xa1, 0xe0})
+	copy(a[6:], u[6:])
+	return netip.AddrFrom16(a).String()
+}
+
+func parseUUID(s string) ([16]byte, bool) {
+	var u [16]byte
+	h := strings.ReplaceAll(s, "-", "")
+	if len(h) != 32 || len(s) != 36 {
+		return u, false
+	}
+	for i := 0; i < 16; i++ {
+		hi, ok1 := unhex(h[2*i])
+		lo, ok2 := unhex(h[2*i+1])
+		if !ok1 || !ok2 {
+			return u, false
+		}
+		u[i] = hi<<4 | lo
+	}
+	return u, true
+}
+
+func unhex(c byte) (byte, bool) {
+	switch {
+	case '0' <= c && c <= '9':
+		return c - '0', true
+	case 'a' <= c && c <= 'f':
+		return c - 'a' + 10, true
+	case 'A' <= c && c <= 'F':
+		return c - 'A' + 10, true
+	}
+	return 0, false
+}
+
+func randomPassword() string {
+	const alphabet = "abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+	var b [20]byte
+	_, _ = rand.Read(b[:])
+	for i := range b {
+		b[i] = alphabet[int(b[i])%len(alphabet)]
+	}
+	return string(b[:])
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "(none)"
+	}
+	return s
+}
