@@ -1,0 +1,62 @@
+package lab
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+)
+
+// ServeOptions are the extra settings of [Serve].
+type ServeOptions struct {
+	// KeyFile is where the SSH client private key is written (mode 0600).
+	// Empty means a file in a fresh temporary directory, removed on exit.
+	KeyFile string
+	// Ready, if set, is called with the running lab after the banner is
+	// printed.
+	Ready func(*Lab)
+}
+
+// Serve starts a lab, prints shell exports and the workspaces to out, and
+// runs until ctx ends; then it stops everything.
+func Serve(ctx context.Context, cfg Config, opts ServeOptions, out io.Writer) (err error) {
+	l, err := Start(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if cerr := l.Close(); err == nil && cerr != nil {
+			err = cerr
+		}
+	}()
+	keyFile := opts.KeyFile
+	if keyFile == "" {
+		dir, err := os.MkdirTemp("", "cdeload-lab-")
+		if err != nil {
+			return fmt.Errorf("lab: create key directory: %w", err)
+		}
+		defer os.RemoveAll(dir)
+		keyFile = filepath.Join(dir, "id_ed25519")
+	}
+	if err := os.WriteFile(keyFile, l.Credentials().PrivateKeyPEM, 0o600); err != nil {
+		return fmt.Errorf("lab: write SSH key: %w", err)
+	}
+	c := l.Credentials()
+	fmt.Fprintf(out, "export TS_CONTROL_URL=%s\n", l.ControlURL())
+	fmt.Fprintf(out, "export TS_AUTHKEY=%s\n", l.AuthKey())
+	fmt.Fprintf(out, "export CDELOAD_LAB_URL=%s\n", l.URL())
+	fmt.Fprintf(out, "export CDELOAD_SSH_USER=%s\n", c.User)
+	fmt.Fprintf(out, "export CDELOAD_SSH_KEY=%s\n", keyFile)
+	fmt.Fprintf(out, "# workspace host key: %s\n", c.HostKeyLine())
+	for _, ws := range l.Workspaces.List() {
+		fmt.Fprintf(out, "# workspace %s %s\n", ws.Name(), ws.SSHAddr())
+	}
+	fmt.Fprintf(out, "# start more: curl -X POST -d '{\"name\":\"ws-x\"}' %s/lab/v1/workspaces\n", l.URL())
+	fmt.Fprintln(out, "# serving; interrupt to stop")
+	if opts.Ready != nil {
+		opts.Ready(l)
+	}
+	<-ctx.Done()
+	return nil
+}
