@@ -11,6 +11,8 @@ import (
 	"sort"
 	"strings"
 
+	// The k6/x/cdeload module.
+	_ "github.com/cdeload/cdeload"
 	// Result outputs (-o json, csv, experimental-prometheus-rw).
 	_ "github.com/cdeload/cdeload/engine/output/all"
 )

@@ -17,6 +17,7 @@ import (
 	"github.com/cdeload/cdeload/engine/js"
 	"github.com/cdeload/cdeload/engine/lib"
 	"github.com/cdeload/cdeload/engine/metrics"
+	"github.com/cdeload/cdeload/engine/modules"
 	"github.com/cdeload/cdeload/engine/options"
 	"github.com/cdeload/cdeload/engine/output"
 	"github.com/cdeload/cdeload/engine/run"
@@ -278,6 +279,11 @@ func executeRun(parent context.Context, rc *runContext) int {
 	}
 	res, err := run.Run(ctx, cfg)
 	prog.stop(!f.quiet)
+	// Modules' shared resources (the embedded lab, shared tailnet nodes)
+	// outlive VUs; release them once teardown and the summary are done.
+	if cerr := modules.CloseAll(); cerr != nil {
+		rc.log.Warn(cerr.Error())
+	}
 	if f.linger {
 		rc.log.Info("the test is done; lingering until interrupted (--linger)")
 		select {

@@ -6,7 +6,9 @@ package modules
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"sort"
@@ -135,10 +137,33 @@ func Lookup(name string) (Module, bool) {
 func Names() []string {
 	registryMu.RLock()
 	defer registryMu.RUnlock()
+	return sortedNames()
+}
+
+// sortedNames lists the registry; the caller holds registryMu.
+func sortedNames() []string {
 	out := make([]string, 0, len(registry))
 	for n := range registry {
 		out = append(out, n)
 	}
 	sort.Strings(out)
 	return out
+}
+
+// CloseAll closes every registered module that implements io.Closer (a
+// module's shared resources, such as an embedded lab, live on its root
+// module). The host calls it once after the run, after teardown and the
+// summary. Errors are joined.
+func CloseAll() error {
+	registryMu.RLock()
+	defer registryMu.RUnlock()
+	var errs []error
+	for _, name := range sortedNames() {
+		if c, ok := registry[name].(io.Closer); ok {
+			if err := c.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("closing module %s: %w", name, err))
+			}
+		}
+	}
+	return errors.Join(errs...)
 }

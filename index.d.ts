@@ -1,0 +1,385 @@
+/**
+ * k6/x/cdeload — scale-test cloud development environments from k6-style
+ * scripts: workspaces (Coder or the embedded lab), tailnet dialing, SSH and
+ * web-terminal echo streams with true round-trip latency.
+ *
+ * ```js
+ * import cde from 'k6/x/cdeload';            // default export
+ * import { Tailnet, Coder, ssh, lab } from 'k6/x/cdeload'; // or named
+ * ```
+ *
+ * Rules that hold for the whole module:
+ *
+ * - Every method that touches the network returns a Promise. Calling one in
+ *   the init context throws; constructors (`new Tailnet`, `new Coder`) do not
+ *   touch the network and may run there.
+ * - Each call uses the VU's context of the moment: when the iteration ends,
+ *   the work is cancelled and the promise rejects.
+ * - A failed call rejects with an `Error` whose `message` starts with the
+ *   operation (e.g. `tailnet.dial("ws-1", 22): ...`) and whose `op` property
+ *   is that operation.
+ * - Options objects are strict: an unknown key or a bad value throws an
+ *   `Error` naming the key, the value and what is allowed.
+ * - Durations are strings such as `"100ms"`, `"30s"`, `"2m"`, or numbers of
+ *   milliseconds.
+ * - With nothing configured, everything targets the embedded lab, started
+ *   in-process on the first network call that needs it.
+ *
+ * Metrics (the names are a contract):
+ *
+ * | metric | type | tags |
+ * |---|---|---|
+ * | `workspace_build_duration`, `workspace_agent_connect_duration`, `workspace_ready_duration`, `workspace_delete_duration` | Trend (time) | |
+ * | `workspace_failed` | Rate | |
+ * | `tailnet_up_duration` | Trend (time), once per node started | |
+ * | `tailnet_dial_duration` | Trend (time) | `path` = `direct` \| `derp` |
+ * | `ssh_connect_duration` | Trend (time): tailnet dial + SSH handshake + session | |
+ * | `traffic_rtt` | Trend (time), one sample per echoed frame | `transport` = `ssh` \| `terminal` |
+ * | `traffic_bytes_sent`, `traffic_bytes_received` | Counter (data): echo payload bytes | `transport` |
+ * | `traffic_ticks_missed`, `traffic_errors` | Counter | `transport` |
+ *
+ * Bytes moved over tailnet connections are also counted in the built-in
+ * `data_sent` / `data_received`. Samples carry the VU's tags as they were
+ * when the method was called; the workspace name, host and agent ID are
+ * sample metadata (`workspace`, `host`, `agent_id`), never tags.
+ *
+ * @module k6/x/cdeload
+ */
+
+/** A duration: `"100ms"`, `"30s"`, `"1m30s"`, or a number of milliseconds. */
+export type Duration = string | number;
+
+/** How packets to a peer travel. */
+export type Path = 'direct' | 'derp' | 'unknown';
+
+/** Options of {@link Tailnet}. */
+export interface TailnetOptions {
+  /**
+   * Coordination server URL. Default: `TS_CONTROL_URL` from `__ENV`; else
+   * the lab at `CDELOAD_LAB_URL`; else the embedded lab.
+   */
+  controlURL?: string;
+  /** Pre-authorised key. Default: `TS_AUTHKEY` (or the lab's key). */
+  authKey?: string;
+  /**
+   * Host name the node presents. Default `"cdeload"` for a shared node,
+   * `"cdeload-vu<N>-<n>"` for a node of its own.
+   */
+  hostname?: string;
+  /**
+   * Share one node per process and configuration between all VUs (default
+   * true; scales to thousands of VUs). With false, this object joins with a
+   * node of its own (about 5 MB and hundreds of ms of control-plane work per
+   * node), which measures one join per VU.
+   */
+  shared?: boolean;
+  /**
+   * Relay all traffic through DERP, never direct UDP. This is process-wide:
+   * it must be set before any node of the process starts (create the Tailnet
+   * in the init context) and then applies to every node, including the
+   * embedded lab's workspaces.
+   */
+  derpOnly?: boolean;
+  /** Bound on joining the tailnet (default `"2m"`). */
+  timeout?: Duration;
+}
+
+/** Result of {@link Tailnet.up}. */
+export interface UpResult {
+  /** Node start → running with a home DERP (the node's, even if shared). */
+  durationMs: number;
+  /** Region ID of the node's home DERP. */
+  homeDerp: number;
+  /** The node's tailnet addresses. */
+  ips: string[];
+  hostname: string;
+}
+
+/** Result of {@link Tailnet.dial}. */
+export interface DialResult {
+  /** Path right after the connection was made. */
+  path: Path;
+  /** Time to connect, including the wait for the peer to appear. */
+  durationMs: number;
+  /** Tailnet IP that was dialled. */
+  address: string;
+}
+
+/**
+ * A tailnet node (a tsnet node). Joined on the first network call and kept
+ * across iterations until {@link close}; shared VUs release their reference
+ * on close, and the module releases what is left at the end of the run.
+ */
+export class Tailnet {
+  constructor(options?: TailnetOptions);
+  readonly hostname: string;
+  readonly shared: boolean;
+  /**
+   * Joins (if not yet) and resolves how the node joined. Emits
+   * `tailnet_up_duration` once per node actually started.
+   */
+  up(): Promise<UpResult>;
+  /**
+   * Reachability probe: connects to `host:port` over the tailnet, emits
+   * `tailnet_dial_duration{path}`, and closes the connection. `host` is a
+   * tailnet IP or a peer's name. A host that is not a peer rejects once
+   * `timeout` (default `"30s"`) runs out.
+   */
+  dial(host: string, port: number, options?: { timeout?: Duration }): Promise<DialResult>;
+  /** How traffic to the peer flows now (`unknown` before any traffic). */
+  path(host: string): Promise<Path>;
+  /** Leaves the tailnet (or releases the shared node). Idempotent. */
+  close(): Promise<void>;
+}
+
+/** Options of {@link ssh.connect}. */
+export interface SSHConnectOptions {
+  /**
+   * The tailnet to dial through. Default: a shared Tailnet with default
+   * options, made for the VU on first use.
+   */
+  tailnet?: Tailnet;
+  /** Tailnet IP or workspace name (required). */
+  host: string;
+  /** Default 22. */
+  port?: number;
+  /**
+   * Remote user. Required unless the tailnet is a lab's (embedded or
+   * `CDELOAD_LAB_URL`): then the lab's user (`coder`), key and host key are
+   * the defaults.
+   */
+  user?: string;
+  /** Unencrypted private key, PEM or OpenSSH format (e.g. from `open()`). */
+  privateKey?: string;
+  /** Password (tried after the key). */
+  password?: string;
+  /** Accept only this host key, authorized_keys form (`"ssh-ed25519 AAAA..."`). */
+  hostKey?: string;
+  /** OpenSSH known_hosts file, looked up for `host` (and port when not 22). */
+  knownHostsFile?: string;
+  /** Accept any host key. For labs and tests only. */
+  insecureSkipHostKeyCheck?: boolean;
+  /** Bound on dial + handshake + first session (default `"30s"`). */
+  timeout?: Duration;
+}
+
+/** Result of {@link SSHSession.run}. */
+export interface RunResult {
+  stdout: string;
+  stderr: string;
+  /** Exit status; 128 + signal number when killed by a signal. */
+  exitCode: number;
+  /** Signal name without "SIG", or "". */
+  signal: string;
+  /** Set when stdout or stderr exceeded 1 MiB and was cut. */
+  truncated: boolean;
+  durationMs: number;
+}
+
+/** Options of an echo stream. Set `duration` or `bytes`, not both. */
+export interface EchoOptions {
+  /** Frame size in bytes (default 128; at least 46: a 45-byte header and a newline). */
+  bytesPerTick?: number;
+  /** Time between frames (default `"100ms"`). */
+  tickInterval?: Duration;
+  /** How long to send (default `"60s"` when `bytes` is not set). */
+  duration?: Duration;
+  /** Send ceil(bytes / bytesPerTick) frames, then stop. */
+  bytes?: number;
+  /** Bound on waiting for the last frames after the last send (default `"10s"`). */
+  drainTimeout?: Duration;
+}
+
+/** Echo options of an SSH session. */
+export interface SSHEchoOptions extends EchoOptions {
+  /** Request a pseudo-terminal (raw mode) for the echo command. */
+  pty?: boolean;
+  /** Remote command that copies stdin to stdout (default `"cat"`). */
+  command?: string;
+}
+
+/** Round-trip statistics of one stream, in milliseconds. */
+export interface RTTStats {
+  count: number;
+  min: number;
+  mean: number;
+  p50: number;
+  p95: number;
+  p99: number;
+  max: number;
+}
+
+/**
+ * Summary of an echo stream. A stream error (far end closed, corrupt frame,
+ * frames not back in time) resolves with `errors: 1` and the message in
+ * `error`, and counts in `traffic_errors`; a bad configuration or the end of
+ * the iteration rejects.
+ */
+export interface EchoResult {
+  framesSent: number;
+  framesReceived: number;
+  /** Stream bytes written / read (including any warm-up frame and copies). */
+  bytesSent: number;
+  bytesReceived: number;
+  /** Ticks that could not be sent on time (never sent late). */
+  ticksMissed: number;
+  /** Second copies of frames (a terminal's own echo). */
+  duplicates: number;
+  errors: number;
+  error?: string;
+  durationMs: number;
+  rtt: RTTStats;
+}
+
+/** An SSH connection to a workspace. */
+export interface SSHSession {
+  readonly host: string;
+  readonly port: number;
+  readonly user: string;
+  /** Tailnet path right after the dial. */
+  readonly path: Path;
+  readonly serverVersion: string;
+  readonly connectDurationMs: number;
+  /** Runs a command with empty stdin; a non-zero exit resolves with its exitCode. */
+  run(command: string, options?: { timeout?: Duration }): Promise<RunResult>;
+  /**
+   * Echo stream: writes one frame per tick to `cat` and measures each
+   * frame's round trip, emitting `traffic_rtt{transport:ssh}` and the
+   * traffic counters as it goes (flushed before the promise settles).
+   */
+  echo(options?: SSHEchoOptions): Promise<EchoResult>;
+  /** Closes the connection. Idempotent. */
+  close(): Promise<void>;
+}
+
+/** SSH over the tailnet. */
+export const ssh: {
+  /** Dials over the tailnet and opens an SSH session; emits `ssh_connect_duration`. */
+  connect(options: SSHConnectOptions): Promise<SSHSession>;
+};
+
+/** A lab workspace and its SSH credentials. */
+export interface LabWorkspace {
+  name: string;
+  /** Tailnet IPv4 address. */
+  address: string;
+  /** `address:22`. */
+  sshAddress: string;
+  user: string;
+  privateKey: string;
+  /** authorized_keys form. */
+  hostKey: string;
+  /** A known_hosts line for the address and the name. */
+  knownHosts: string;
+}
+
+/**
+ * Workspaces without a Coder deployment: simulated workspaces of the
+ * embedded lab, or of a standalone `cdeload lab` when `CDELOAD_LAB_URL` is
+ * set (workspaces this run leaves running there are stopped at the end).
+ */
+export const lab: {
+  /** Starts a workspace (name: 1-63 of a-z, 0-9, '-'; generated by default). */
+  startWorkspace(options?: { name?: string }): Promise<LabWorkspace>;
+  /** Stops a workspace by name. */
+  stopWorkspace(name: string): Promise<void>;
+};
+
+/** Options of {@link Coder}. */
+export interface CoderOptions {
+  /**
+   * Deployment URL. Default `CODER_URL`; with neither this nor `token`, an
+   * embedded Coder API simulator (in-memory workspaces: web terminals work,
+   * SSH over the tailnet does not yet).
+   */
+  url?: string;
+  /** Session token of an owner. Default `CODER_SESSION_TOKEN`. */
+  token?: string;
+  /** Send `X-Coder-Bypass-Ratelimit: true` (owners only). */
+  bypassRateLimit?: boolean;
+  /** Organization name or ID (default: the default organization). */
+  organization?: string;
+  /** `"per-workspace"` (default: one scaletest user per workspace) or `"me"`. */
+  users?: 'per-workspace' | 'me';
+  /** Retries of a failed start build (default 0). */
+  retries?: number;
+  /** Status poll interval (default `"500ms"`). */
+  pollInterval?: Duration;
+  /** Bound on one build (default `"10m"`). */
+  buildTimeout?: Duration;
+  /** Bound on agents connecting after the build (default `"5m"`). */
+  agentTimeout?: Duration;
+  /** Bound on one delete (default `"10m"`). */
+  deleteTimeout?: Duration;
+  /** Ready when the build succeeded, without waiting for agents. */
+  noWaitForAgents?: boolean;
+  /** Wait for agents to connect, not for their lifecycle to be ready. */
+  ignoreLifecycle?: boolean;
+}
+
+/** Options of {@link Coder.createWorkspace}. */
+export interface CreateWorkspaceOptions {
+  /** Template name (required). */
+  template: string;
+  /** Rich parameter values; values are converted to strings. Others take defaults. */
+  parameters?: Record<string, string | number | boolean>;
+  /** Workspace name (default `scaletest-<runid>-<n>`). */
+  name?: string;
+  /** Bound on create + wait until ready (default `"15m"`). */
+  timeout?: Duration;
+}
+
+/** A web-terminal (reconnecting PTY) session running `cat` in a tty. */
+export interface TerminalSession {
+  readonly workspace: string;
+  /** Echo stream through the terminal: `traffic_rtt{transport:terminal}`. */
+  echo(options?: EchoOptions): Promise<EchoResult>;
+  close(): Promise<void>;
+}
+
+/** A Coder workspace that is ready. */
+export interface Workspace {
+  readonly name: string;
+  readonly id: string;
+  readonly owner: string;
+  readonly template: string;
+  /** Tailnet address of the first agent. */
+  readonly address: string;
+  readonly agentId: string;
+  /** Phase durations of the create. */
+  readonly timings: { buildMs: number; agentConnectMs: number; readyMs: number };
+  /** Deletes the workspace and waits until it is gone; emits `workspace_delete_duration`. */
+  delete(options?: { timeout?: Duration }): Promise<void>;
+  stop(options?: { timeout?: Duration }): Promise<void>;
+  /** Starts a stopped workspace and waits until it is ready again. */
+  start(options?: { timeout?: Duration }): Promise<void>;
+  /** Opens a web terminal on the first agent (frames of at most 4096 bytes). */
+  terminal(options?: { width?: number; height?: number; timeout?: Duration }): Promise<TerminalSession>;
+}
+
+/**
+ * A Coder deployment. Each VU has its own API client; everything created by
+ * any VU of this process is recorded for {@link cleanup}.
+ */
+export class Coder {
+  constructor(options?: CoderOptions);
+  /**
+   * Creates a workspace and waits until it is ready, emitting
+   * `workspace_build_duration`, `workspace_agent_connect_duration`,
+   * `workspace_ready_duration` and `workspace_failed`.
+   */
+  createWorkspace(options: CreateWorkspaceOptions): Promise<Workspace>;
+  /**
+   * Deletes every workspace and scaletest user created through this
+   * deployment by any VU of the process (typically in teardown). Idempotent.
+   */
+  cleanup(): Promise<void>;
+}
+
+declare const cde: {
+  Tailnet: typeof Tailnet;
+  Coder: typeof Coder;
+  ssh: typeof ssh;
+  lab: typeof lab;
+};
+export default cde;

@@ -1,0 +1,441 @@
+package cdeload
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/grafana/sobek"
+
+	"github.com/cdeload/cdeload/engine/metrics"
+	"github.com/cdeload/cdeload/lab/codersim"
+	"github.com/cdeload/cdeload/workspace"
+	"github.com/cdeload/cdeload/workspace/coder"
+)
+
+// Environment variables read by the Coder constructor.
+const (
+	envCoderURL   = "CODER_URL"
+	envCoderToken = "CODER_SESSION_TOKEN"
+)
+
+// Coder defaults.
+const (
+	defaultCreateTimeout  = 15 * time.Minute
+	defaultCleanupTimeout = 30 * time.Minute
+)
+
+// coderTarget is a Coder deployment: URL and owner token.
+type coderTarget struct{ url, token string }
+
+// coderSim returns the embedded Coder API simulator, started on first use.
+// Its workspaces are in-memory machines: their web terminals work, but
+// they have no tailnet address for SSH.
+func (r *RootModule) coderSim(ctx context.Context) (coderTarget, error) {
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return coderTarget{}, errClosed
+	}
+	if r.sim == nil {
+		r.sim = newLazy(func() (coderTarget, error) {
+			s, err := codersim.New(codersim.Config{})
+			if err != nil {
+				return coderTarget{}, fmt.Errorf("start the embedded Coder simulator: %w", err)
+			}
+			if err := r.onClose(s.Close); err != nil {
+				s.Close()
+				return coderTarget{}, err
+			}
+			return coderTarget{url: s.URL, token: s.AdminToken}, nil
+		})
+	}
+	l := r.sim
+	r.mu.Unlock()
+	return l.get(ctx)
+}
+
+// coderObj is the Go side of a JS Coder object: one provider per VU, made
+// on the first call. Providers of the same deployment are registered on
+// the root so that cleanup() in teardown removes what every VU created.
+type coderObj struct {
+	mi     *instance
+	target coderTarget // empty: the embedded simulator
+	cfg    coder.Config
+	obs    *coderObserver
+
+	mu   sync.Mutex
+	prov *coder.Provider
+	key  string
+}
+
+// newCoder implements `new Coder(options?)`; it does not touch the network.
+func (mi *instance) newCoder(call sobek.ConstructorCall) *sobek.Object {
+	const op = "new Coder"
+	c := &coderObj{mi: mi, obs: &coderObserver{}}
+	cfg := &c.cfg
+	mi.parseOptions(op, call.Argument(0), false, fields{
+		"url":             func(v sobek.Value) (err error) { c.target.url, err = asNonEmpty(v); return err },
+		"token":           func(v sobek.Value) (err error) { c.target.token, err = asNonEmpty(v); return err },
+		"bypassRateLimit": func(v sobek.Value) (err error) { cfg.Client.BypassRateLimit, err = asBool(v); return err },
+		"organization":    func(v sobek.Value) (err error) { cfg.Organization, err = asNonEmpty(v); return err },
+		"users": func(v sobek.Value) error {
+			s, _ := v.Export().(string)
+			if s != coder.UsersPerWorkspace && s != coder.UsersMe {
+				return fmt.Errorf("want %q (a scaletest user per workspace) or %q", coder.UsersPerWorkspace, coder.UsersMe)
+			}
+			cfg.Users = s
+			return nil
+		},
+		"retries": func(v sobek.Value) error {
+			n, err := asInt(v, 0, 100)
+			cfg.Retries = int(n)
+			return err
+		},
+		"pollInterval":    func(v sobek.Value) (err error) { cfg.PollInterval, err = asDuration(v); return err },
+		"buildTimeout":    func(v sobek.Value) (err error) { cfg.BuildTimeout, err = asDuration(v); return err },
+		"agentTimeout":    func(v sobek.Value) (err error) { cfg.AgentTimeout, err = asDuration(v); return err },
+		"deleteTimeout":   func(v sobek.Value) (err error) { cfg.DeleteTimeout, err = asDuration(v); return err },
+		"noWaitForAgents": func(v sobek.Value) (err error) { cfg.NoWaitForAgents, err = asBool(v); return err },
+		"ignoreLifecycle": func(v sobek.Value) (err error) { cfg.IgnoreLifecycle, err = asBool(v); return err },
+	})
+	if c.target.url == "" {
+		c.target.url = mi.getenv(envCoderURL)
+	}
+	if c.target.token == "" {
+		c.target.token = mi.getenv(envCoderToken)
+	}
+	if c.target.url != "" && c.target.token == "" {
+		mi.throw(fmt.Errorf("%s: a Coder URL is set but no token: set the token option or %s", op, envCoderToken))
+	}
+	if c.target.url == "" && c.target.token != "" {
+		mi.throw(fmt.Errorf("%s: a Coder token is set but no URL: set the url option or %s", op, envCoderURL))
+	}
+	o := call.This
+	method(o, "createWorkspace", c.jsCreate)
+	method(o, "cleanup", c.jsCleanup)
+	return nil
+}
+
+// provider returns the VU's provider, making it on first use.
+func (c *coderObj) provider(ctx context.Context) (*coder.Provider, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.prov != nil {
+		return c.prov, nil
+	}
+	t := c.target
+	key := "url=" + t.url
+	if t.url == "" {
+		var err error
+		if t, err = c.mi.root.coderSim(ctx); err != nil {
+			return nil, err
+		}
+		key = "embedded"
+	}
+	cfg := c.cfg
+	cfg.URL, cfg.Token, cfg.Observer = t.url, t.token, c.obs
+	cfg.RunID = fmt.Sprintf("%sc%d", c.mi.root.runID, c.mi.root.seq.Add(1))
+	p, err := coder.NewProvider(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.mi.root.addCoder(key, c); err != nil {
+		p.Close()
+		return nil, err
+	}
+	c.prov, c.key = p, key
+	return p, nil
+}
+
+// closeProvider releases the provider's idle connections.
+func (c *coderObj) closeProvider() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.prov != nil {
+		c.prov.Close()
+	}
+}
+
+// coderObserver turns provider events into workspace_* samples, with the
+// tags of the JS call in progress (the latest call of the VU).
+type coderObserver struct {
+	cur atomic.Pointer[emitter]
+}
+
+// OnPhase implements workspace.Observer.
+func (o *coderObserver) OnPhase(phase string, d time.Duration, ws workspace.Workspace) {
+	e := o.cur.Load()
+	if e == nil || e.ms == nil {
+		return
+	}
+	e = e.withMeta(map[string]string{"workspace": ws.Name, "agent_id": ws.AgentID()})
+	var out []metrics.Sample
+	if m := e.ms.byName[workspace.MetricName(phase)]; m != nil {
+		out = append(out, e.sample(m, metrics.D(d)))
+	}
+	if workspace.IsTerminalPhase(phase) {
+		out = append(out, e.sample(e.ms.workspaceFailed, 0))
+	}
+	e.push(out...)
+}
+
+// OnFailure implements workspace.Observer.
+func (o *coderObserver) OnFailure(op string, _ error) {
+	if e := o.cur.Load(); e != nil && e.ms != nil {
+		e.push(e.sample(e.ms.workspaceFailed, 1))
+	}
+}
+
+// withMeta returns a copy of e with extra metadata.
+func (e *emitter) withMeta(extra map[string]string) *emitter {
+	md := make(map[string]string, len(e.meta)+len(extra))
+	for k, v := range e.meta {
+		md[k] = v
+	}
+	for k, v := range extra {
+		if v != "" {
+			md[k] = v
+		}
+	}
+	c := *e
+	c.meta = md
+	return &c
+}
+
+func (c *coderObj) jsCreate(call sobek.FunctionCall) sobek.Value {
+	mi := c.mi
+	op := "coder.createWorkspace"
+	mi.mustVU(op)
+	var req workspace.CreateRequest
+	timeout := defaultCreateTimeout
+	mi.parseOptions(op, call.Argument(0), true, fields{
+		"template":   func(v sobek.Value) (err error) { req.Template, err = asNonEmpty(v); return err },
+		"parameters": func(v sobek.Value) (err error) { req.Parameters, err = asStringMap(v); return err },
+		"name":       func(v sobek.Value) (err error) { req.Name, err = asNonEmpty(v); return err },
+		"timeout":    func(v sobek.Value) (err error) { timeout, err = asDuration(v); return err },
+	})
+	if req.Template == "" {
+		mi.throw(fmt.Errorf("%s: option template is required", op))
+	}
+	op = fmt.Sprintf("coder.createWorkspace(template %q)", req.Template)
+	e := mi.emitter(mi.vu.Context(), nil)
+	c.obs.cur.Store(e)
+	return mi.async(op, func(ctx context.Context) (toJS, error) {
+		p, err := c.provider(ctx)
+		if err != nil {
+			return nil, err
+		}
+		ctx, cancel := context.WithTimeout(ctx, timeout)
+		defer cancel()
+		ws, err := p.Create(ctx, req)
+		if err != nil {
+			return nil, err
+		}
+		ws, err = p.WaitReady(ctx, ws)
+		if err != nil {
+			return nil, fmt.Errorf("workspace %s: %w", ws.Name, err)
+		}
+		w := &coderWorkspace{c: c, ws: ws}
+		return func(rt *sobek.Runtime) sobek.Value { return w.object() }, nil
+	})
+}
+
+func (c *coderObj) jsCleanup(sobek.FunctionCall) sobek.Value {
+	mi := c.mi
+	const op = "coder.cleanup()"
+	mi.mustVU(op)
+	e := mi.emitter(mi.vu.Context(), nil)
+	return mi.async(op, func(ctx context.Context) (toJS, error) {
+		if _, err := c.provider(ctx); err != nil {
+			return nil, err
+		}
+		ctx, cancel := context.WithTimeout(ctx, defaultCleanupTimeout)
+		defer cancel()
+		var errs []error
+		for _, o := range mi.root.codersFor(c.key) {
+			o.obs.cur.Store(e)
+			o.mu.Lock()
+			p := o.prov
+			o.mu.Unlock()
+			if err := p.Cleanup(ctx); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		return undefinedJS, errors.Join(errs...)
+	})
+}
+
+// coderWorkspace is the Go side of a JS workspace object.
+type coderWorkspace struct {
+	c  *coderObj
+	mu sync.Mutex
+	ws workspace.Workspace
+}
+
+func (w *coderWorkspace) get() workspace.Workspace {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.ws
+}
+
+// object builds the JS workspace; it runs on the event loop.
+func (w *coderWorkspace) object() *sobek.Object {
+	rt := w.c.mi.vu.Runtime()
+	ws := w.get()
+	o := rt.NewObject()
+	set(o, "name", ws.Name)
+	set(o, "id", ws.ID)
+	set(o, "owner", ws.Owner)
+	set(o, "template", ws.Template)
+	set(o, "address", ws.Address)
+	set(o, "agentId", ws.AgentID())
+	t := rt.NewObject()
+	set(t, "buildMs", ms(ws.Timings.Build))
+	set(t, "agentConnectMs", ms(ws.Timings.AgentConnect))
+	set(t, "readyMs", ms(ws.Timings.Ready))
+	set(o, "timings", t)
+	method(o, "delete", w.lifecycle("delete"))
+	method(o, "stop", w.lifecycle("stop"))
+	method(o, "start", w.lifecycle("start"))
+	method(o, "terminal", w.jsTerminal)
+	return o
+}
+
+// lifecycle returns the JS method for delete, stop or start.
+func (w *coderWorkspace) lifecycle(which string) func(sobek.FunctionCall) sobek.Value {
+	return func(call sobek.FunctionCall) sobek.Value {
+		mi := w.c.mi
+		op := "workspace." + which + "()"
+		mi.mustVU(op)
+		timeout := defaultCreateTimeout
+		mi.parseOptions(op, call.Argument(0), false, fields{
+			"timeout": func(v sobek.Value) (err error) { timeout, err = asDuration(v); return err },
+		})
+		ws := w.get()
+		op = fmt.Sprintf("workspace.%s() of %s", which, ws.Name)
+		e := mi.emitter(mi.vu.Context(), nil)
+		w.c.obs.cur.Store(e)
+		return mi.async(op, func(ctx context.Context) (toJS, error) {
+			p, err := w.c.provider(ctx)
+			if err != nil {
+				return nil, err
+			}
+			ctx, cancel := context.WithTimeout(ctx, timeout)
+			defer cancel()
+			switch which {
+			case "delete":
+				err = p.Delete(ctx, ws)
+			case "stop":
+				err = p.Stop(ctx, ws)
+			case "start":
+				var nws workspace.Workspace
+				if nws, err = p.Start(ctx, ws); err == nil {
+					w.mu.Lock()
+					w.ws = nws
+					w.mu.Unlock()
+				}
+			}
+			return undefinedJS, err
+		})
+	}
+}
+
+func (w *coderWorkspace) jsTerminal(call sobek.FunctionCall) sobek.Value {
+	mi := w.c.mi
+	op := "workspace.terminal()"
+	mi.mustVU(op)
+	tc := coder.TerminalConfig{Command: "cat"}
+	timeout := defaultDialTimeout
+	mi.parseOptions(op, call.Argument(0), false, fields{
+		"width": func(v sobek.Value) error {
+			n, err := asInt(v, 1, 1000)
+			tc.Width = uint16(n)
+			return err
+		},
+		"height": func(v sobek.Value) error {
+			n, err := asInt(v, 1, 1000)
+			tc.Height = uint16(n)
+			return err
+		},
+		"timeout": func(v sobek.Value) (err error) { timeout, err = asDuration(v); return err },
+	})
+	ws := w.get()
+	if ws.AgentID() == "" {
+		mi.throw(fmt.Errorf("%s: workspace %s has no agent", op, ws.Name))
+	}
+	op = fmt.Sprintf("workspace.terminal() of %s", ws.Name)
+	meta := map[string]string{"workspace": ws.Name, "agent_id": ws.AgentID()}
+	return mi.async(op, func(ctx context.Context) (toJS, error) {
+		p, err := w.c.provider(ctx)
+		if err != nil {
+			return nil, err
+		}
+		dctx, cancel := context.WithTimeout(ctx, timeout)
+		defer cancel()
+		term, err := p.Client().OpenTerminal(dctx, ws.AgentID(), tc)
+		if err != nil {
+			return nil, err
+		}
+		s := &terminalSession{mi: mi, term: term, name: ws.Name, meta: meta}
+		if err := mi.root.track(s); err != nil {
+			term.Close()
+			return nil, err
+		}
+		return func(rt *sobek.Runtime) sobek.Value { return s.object() }, nil
+	})
+}
+
+// terminalSession is the Go side of a JS web-terminal session.
+type terminalSession struct {
+	mi   *instance
+	term *coder.Terminal
+	name string
+	meta map[string]string
+	once sync.Once
+}
+
+func (s *terminalSession) object() *sobek.Object {
+	o := s.mi.vu.Runtime().NewObject()
+	set(o, "workspace", s.name)
+	method(o, "echo", s.jsEcho)
+	method(o, "close", s.jsClose)
+	return o
+}
+
+func (s *terminalSession) jsEcho(call sobek.FunctionCall) sobek.Value {
+	mi := s.mi
+	op := "terminal.echo"
+	mi.mustVU(op)
+	cfg := mi.echoOpts(op, call.Argument(0), false)
+	op = "terminal.echo on " + s.name
+	e := mi.emitter(mi.vu.Context(), s.meta)
+	return mi.async(op, func(ctx context.Context) (toJS, error) {
+		rec := e.startStream("terminal", nil)
+		res, err := terminalEcho(ctx, s.term, cfg, rec)
+		rec.finish()
+		return echoResult(res, err)
+	})
+}
+
+func (s *terminalSession) jsClose(sobek.FunctionCall) sobek.Value {
+	mi := s.mi
+	op := "terminal.close() on " + s.name
+	mi.mustVU(op)
+	return mi.async(op, func(ctx context.Context) (toJS, error) {
+		s.Close()
+		return undefinedJS, nil
+	})
+}
+
+// Close ends the terminal session once.
+func (s *terminalSession) Close() error {
+	s.once.Do(func() {
+		s.term.Close()
+		s.mi.root.untrack(s)
+	})
+	return nil
+}
