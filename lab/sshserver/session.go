@@ -235,19 +235,27 @@ func (s *session) run(cmdline string) {
 			tty.closeInput()
 		}
 	}
-	if sig != "" {
-		payload := ssh.Marshal(struct {
-			Signal     string
-			CoreDumped bool
-			Error      string
-			Lang       string
-		}{Signal: sig})
-		s.ch.SendRequest("exit-signal", false, payload)
-	} else {
-		s.ch.SendRequest("exit-status", false, binary.BigEndian.AppendUint32(nil, uint32(code)))
+	shut := func() {
+		if sig != "" {
+			payload := ssh.Marshal(struct {
+				Signal     string
+				CoreDumped bool
+				Error      string
+				Lang       string
+			}{Signal: sig})
+			s.ch.SendRequest("exit-signal", false, payload)
+		} else {
+			s.ch.SendRequest("exit-status", false, binary.BigEndian.AppendUint32(nil, uint32(code)))
+		}
+		s.ch.CloseWrite()
+		s.ch.Close()
 	}
-	s.ch.CloseWrite()
-	s.ch.Close()
+	if tty != nil {
+		// The tty's echo may still be writing to the channel.
+		tty.shutOutput(shut)
+	} else {
+		shut()
+	}
 	if sig != "" {
 		// Let a command blocked on the channel see it closed.
 		<-done

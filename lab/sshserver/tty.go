@@ -63,7 +63,8 @@ type lineDiscipline struct {
 	sizeMu     sync.Mutex
 	cols, rows uint32
 
-	outMu sync.Mutex // serialises tty echo and command output, like n_tty's output lock
+	outMu     sync.Mutex // serialises tty echo and command output, like n_tty's output lock
+	outClosed bool       // under outMu: the channel's output side is shut
 
 	pr      *io.PipeReader
 	pw      *io.PipeWriter
@@ -109,6 +110,9 @@ type ttyWriter struct {
 func (tw *ttyWriter) Write(b []byte) (int, error) {
 	tw.t.outMu.Lock()
 	defer tw.t.outMu.Unlock()
+	if tw.t.outClosed {
+		return 0, io.ErrClosedPipe
+	}
 	out := tw.t.processOutput(tw.buf[:0], b)
 	tw.buf = out[:0]
 	if _, err := tw.w.Write(out); err != nil {
@@ -142,8 +146,21 @@ func (t *lineDiscipline) echo(w io.Writer, b []byte) error {
 	}
 	t.outMu.Lock()
 	defer t.outMu.Unlock()
+	if t.outClosed {
+		return io.ErrClosedPipe
+	}
 	_, err := w.Write(t.processOutput(nil, b))
 	return err
+}
+
+// shutOutput runs shut (which ends the channel's output: exit status,
+// EOF, close) with the output lock held, and makes later echo and command
+// writes fail, so nothing writes to the channel while or after it closes.
+func (t *lineDiscipline) shutOutput(shut func()) {
+	t.outMu.Lock()
+	defer t.outMu.Unlock()
+	t.outClosed = true
+	shut()
 }
 
 // echoChar returns how c is echoed (ECHOCTL shows control chars as ^X).
