@@ -21,11 +21,11 @@ func checkComplete(t *testing.T, res EchoResult, obs *recorder, size int, ticks 
 	if res.FramesReceived != res.FramesSent || res.RTT.Count != res.FramesSent {
 		t.Errorf("FramesReceived %d, RTT count %d, want both = FramesSent %d", res.FramesReceived, res.RTT.Count, res.FramesSent)
 	}
-	if res.BytesSent != (res.FramesSent+1)*int64(size) {
-		t.Errorf("BytesSent %d, want %d frames + 1 warm-up frame × %d", res.BytesSent, res.FramesSent, size)
+	if res.BytesSent != res.FramesSent*int64(size) {
+		t.Errorf("BytesSent %d, want %d frames × %d (the warm-up frame is counted apart)", res.BytesSent, res.FramesSent, size)
 	}
-	if res.Warmup <= 0 {
-		t.Errorf("Warmup = %v, want > 0", res.Warmup)
+	if res.Warmup <= 0 || res.WarmupBytesSent != int64(size) || res.WarmupBytesReceived < int64(size) {
+		t.Errorf("Warmup = %v, warm-up bytes %d sent / %d received, want > 0, %d, >= %d", res.Warmup, res.WarmupBytesSent, res.WarmupBytesReceived, size, size)
 	}
 	if res.Errors != 0 {
 		t.Errorf("Errors = %d, want 0", res.Errors)
@@ -69,8 +69,9 @@ func TestEchoTotalBytes(t *testing.T) {
 		t.Fatalf("Echo: %v", err)
 	}
 	checkComplete(t, res, obs, 1000, 10+res.TicksMissed)
-	if res.FramesSent != 10 || res.BytesReceived != 11000 {
-		t.Errorf("FramesSent %d BytesReceived %d, want 10 frames and 11000 bytes (9500 rounded up to whole frames, plus warm-up)", res.FramesSent, res.BytesReceived)
+	if res.FramesSent != 10 || res.BytesSent != 10000 || res.BytesReceived != 10000 || res.WarmupBytesReceived != 1000 {
+		t.Errorf("FramesSent %d BytesSent %d BytesReceived %d WarmupBytesReceived %d, want 10 frames, 10000 bytes each way (9500 rounded up to whole frames) and 1000 warm-up bytes",
+			res.FramesSent, res.BytesSent, res.BytesReceived, res.WarmupBytesReceived)
 	}
 }
 
