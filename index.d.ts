@@ -218,7 +218,7 @@ export interface RTTStats {
 export interface EchoResult {
   framesSent: number;
   framesReceived: number;
-  /** Stream bytes written / read (including any warm-up frame and copies). */
+  /** Payload bytes of the measured frames written / read back (framesSent × bytesPerTick when nothing failed; the warm-up frame is not counted). */
   bytesSent: number;
   bytesReceived: number;
   /** Ticks that could not be sent on time (never sent late). */
