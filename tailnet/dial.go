@@ -43,6 +43,8 @@ var ErrNotPeer = errNotPeer
 // it never resolves names through DNS nor dials the real network: an
 // address that is not a tailnet peer fails with an error wrapping
 // [ErrNotPeer] once ctx ends. Use a short deadline to refuse quickly.
+// A TCP connection still open when the node closes is closed by
+// [Node.Close].
 func (n *Node) Dial(ctx context.Context, network, addr string) (net.Conn, DialInfo, error) {
 	start := time.Now()
 	if err := n.checkUp("dial"); err != nil {
@@ -72,6 +74,11 @@ func (n *Node) Dial(ctx context.Context, network, addr string) (net.Conn, DialIn
 	conn, err := n.srv.Dial(ctx, network, net.JoinHostPort(ip.String(), port))
 	if err != nil {
 		return nil, DialInfo{}, fmt.Errorf("tailnet: dial %s (%s): %w", addr, ip, err)
+	}
+	if strings.HasPrefix(network, "tcp") {
+		if conn, err = n.conns.add(conn); err != nil {
+			return nil, DialInfo{}, fmt.Errorf("tailnet: dial %s (%s): %w", addr, ip, err)
+		}
 	}
 	info := DialInfo{Duration: time.Since(start), Peer: ip, Path: n.pathOf(p)}
 	return conn, info, nil

@@ -41,6 +41,20 @@
 // DERP before dialling, because a packet sent to a tailnet address that is
 // not yet in the netmap is otherwise lost (or sent to the real network).
 //
+// # Closing
+//
+// [Node.Close] closes the TCP connections dialled or accepted through the
+// node that are still open, then waits (at most a few seconds) until the
+// node's TCP stack has fewer than a few hundred connected endpoints before
+// closing the tsnet server: tailscale's netstack, when closed, sends a RST
+// per connected endpoint into a 512-packet queue that nobody reads any
+// more, and hangs for good past ~500. To keep that count low, a node's TCP
+// stack keeps connections it closed first in TIME-WAIT for 1 s (gVisor's
+// default is 60 s) and times out closed sockets in FIN-WAIT-2 after 2 s.
+// So Close is immediate on a quiet node and takes about one second right
+// after heavy dialling; if connections to a vanished peer keep the stack
+// busy, Close discards the stack's shutdown packets instead of hanging.
+//
 // # Forcing DERP
 //
 // Setting TS_DEBUG_NEVER_DIRECT_UDP=1 (see [ForceDERPOnly]) makes every node

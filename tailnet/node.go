@@ -91,6 +91,9 @@ type Node struct {
 	upInfo  UpInfo
 
 	peers     *peerIndex
+	conns     *connSet     // open TCP connections handed out
+	connected func() int64 // connected TCP endpoints in the stack; set by up
+	quiesceTO time.Duration
 	watchStop context.CancelFunc
 	watchDone chan struct{}
 }
@@ -114,10 +117,12 @@ func New(cfg Config) (*Node, error) {
 		logf = func(string, ...any) {}
 	}
 	n := &Node{
-		cfg:   cfg,
-		dir:   dir,
-		logf:  logf,
-		peers: newPeerIndex(),
+		cfg:       cfg,
+		dir:       dir,
+		logf:      logf,
+		peers:     newPeerIndex(),
+		conns:     newConnSet(),
+		quiesceTO: quiesceTimeout,
 		srv: &tsnet.Server{
 			Dir:           dir,
 			Store:         new(mem.Store),
@@ -192,6 +197,14 @@ func (n *Node) up(ctx context.Context) (UpInfo, error) {
 	}
 	n.mu.Lock()
 	n.started = true
+	n.mu.Unlock()
+	ns, _ := n.srv.Sys().Netstack.GetOK()
+	connected, err := tuneNetstack(ns)
+	if err != nil {
+		return UpInfo{}, fmt.Errorf("tailnet: node %q: tune TCP stack: %w", n.cfg.Hostname, err)
+	}
+	n.mu.Lock()
+	n.connected = connected
 	n.mu.Unlock()
 
 	// Wait for the netmap (tailnet IPs) and a home DERP by polling
@@ -306,6 +319,8 @@ func (n *Node) checkUp(op string) error {
 }
 
 // Listen listens on the node's tailnet addresses, e.g. Listen("tcp", ":22").
+// Accepted TCP connections still open when the node closes are closed by
+// [Node.Close].
 func (n *Node) Listen(network, addr string) (net.Listener, error) {
 	if err := n.checkUp("listen"); err != nil {
 		return nil, err
@@ -313,6 +328,9 @@ func (n *Node) Listen(network, addr string) (net.Listener, error) {
 	ln, err := n.srv.Listen(network, addr)
 	if err != nil {
 		return nil, fmt.Errorf("tailnet: listen %s %s on %q: %w", network, addr, n.cfg.Hostname, err)
+	}
+	if strings.HasPrefix(network, "tcp") {
+		ln = &trackedListener{Listener: ln, set: n.conns}
 	}
 	return ln, nil
 }
@@ -335,9 +353,13 @@ func (n *Node) Addr() netip.Addr {
 // NumPeers returns the number of peers in the node's netmap.
 func (n *Node) NumPeers() int { return n.peers.count() }
 
-// Close leaves the tailnet and removes the node's state directory. If Up is
-// in progress it is cancelled and Close waits for it to return first (a
-// tsnet node must not be closed while it is starting). Close is idempotent.
+// Close leaves the tailnet and removes the node's state directory. TCP
+// connections dialled or accepted through the node that are still open are
+// closed first, and Close waits (a few seconds at most) until the node's
+// TCP stack has few connected endpoints left, since closing a stack with
+// hundreds of them would hang (see netstack.go). If Up is in progress it is
+// cancelled and Close waits for it to return first (a tsnet node must not
+// be closed while it is starting). Close is idempotent.
 func (n *Node) Close() error {
 	n.mu.Lock()
 	if n.state == stateClosed {
@@ -361,9 +383,10 @@ func (n *Node) Close() error {
 		watchStop()
 		<-watchDone
 	}
+	n.conns.closeAll()
 	var errs []error
 	if started {
-		if err := n.srv.Close(); err != nil {
+		if err := n.closeServer(); err != nil {
 			errs = append(errs, fmt.Errorf("tailnet: close node %q: %w", n.cfg.Hostname, err))
 		}
 	}
@@ -371,4 +394,34 @@ func (n *Node) Close() error {
 		errs = append(errs, fmt.Errorf("tailnet: remove state directory: %w", err))
 	}
 	return errors.Join(errs...)
+}
+
+// closeServer closes the tsnet server once its TCP stack is quiet enough
+// to close without hanging (see netstack.go), or, after the node's quiesce
+// timeout, while draining the stack's outbound queue.
+func (n *Node) closeServer() error {
+	n.mu.Lock()
+	connected, timeout := n.connected, n.quiesceTO
+	n.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	qerr := quiesce(ctx, connected)
+	cancel()
+	if qerr == nil {
+		return n.srv.Close()
+	}
+	ns, _ := n.srv.Sys().Netstack.GetOK()
+	drain := outboundDrainer(ns)
+	if drain == nil {
+		n.logf("tailnet: close node %q: %v; closing may hang", n.cfg.Hostname, qerr)
+		return n.srv.Close()
+	}
+	n.logf("tailnet: close node %q: %v; discarding the stack's shutdown packets", n.cfg.Hostname, qerr)
+	drained := make(chan struct{})
+	go func() {
+		defer close(drained)
+		drain() // returns when the stack closes its outbound queue
+	}()
+	err := n.srv.Close()
+	<-drained
+	return err
 }
