@@ -2,8 +2,12 @@ package cdeload
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
+	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -11,7 +15,7 @@ import (
 	"github.com/grafana/sobek"
 
 	"github.com/cdeload/cdeload/engine/metrics"
-	"github.com/cdeload/cdeload/lab/codersim"
+	"github.com/cdeload/cdeload/lab"
 	"github.com/cdeload/cdeload/workspace"
 	"github.com/cdeload/cdeload/workspace/coder"
 )
@@ -28,34 +32,134 @@ const (
 	defaultCleanupTimeout = 30 * time.Minute
 )
 
-// coderTarget is a Coder deployment: URL and owner token.
-type coderTarget struct{ url, token string }
+// coderTarget is a Coder deployment: URL and owner token, and the lab
+// behind it when it is a lab's Coder simulator (its workspaces are then
+// reachable over the lab's tailnet with the lab's SSH credentials).
+type coderTarget struct {
+	url, token string
+	lab        labTarget // nil for a real Coder deployment
+}
 
-// coderSim returns the embedded Coder API simulator, started on first use.
-// Its workspaces are in-memory machines: their web terminals work, but
-// they have no tailnet address for SSH.
-func (r *RootModule) coderSim(ctx context.Context) (coderTarget, error) {
+// labProbeTimeout bounds asking a Coder URL whether it is a lab.
+const labProbeTimeout = 10 * time.Second
+
+// labCoder returns the Coder simulator of the lab at labURL ("" for the
+// embedded lab, started on first use).
+func (r *RootModule) labCoder(ctx context.Context, labURL string) (coderTarget, error) {
+	l, err := r.lab(ctx, labURL)
+	if err != nil {
+		return coderTarget{}, err
+	}
+	inf := l.info()
+	if inf.CoderURL == "" {
+		return coderTarget{}, fmt.Errorf("the lab at %s=%s runs without the Coder simulator (started with --no-coder)", envLabURL, labURL)
+	}
+	if labURL == "" {
+		r.nodeStarted.Store(true) // its workspaces are tailnet nodes of this process
+	}
+	return coderTarget{url: inf.CoderURL, token: inf.CoderSessionToken, lab: l}, nil
+}
+
+// resolveCoder finds the lab behind a Coder URL, if any: the lab at
+// labURL (CDELOAD_LAB_URL) when its Coder URL is this one, else the lab
+// that answers GET <url>/lab/v1/info (a standalone `cdeload lab` serves its
+// Coder API on its own URL). Anything else is a real Coder deployment.
+func (r *RootModule) resolveCoder(ctx context.Context, t coderTarget, labURL string) coderTarget {
+	same := func(a, b string) bool { return strings.TrimRight(a, "/") == strings.TrimRight(b, "/") }
+	if labURL != "" {
+		if l, err := r.lab(ctx, labURL); err == nil && same(l.info().CoderURL, t.url) {
+			t.lab = l
+			return t
+		}
+	}
+	if probeLab(ctx, t.url) {
+		if l, err := r.lab(ctx, strings.TrimRight(t.url, "/")); err == nil && same(l.info().CoderURL, t.url) {
+			t.lab = l
+		}
+	}
+	return t
+}
+
+// probeLab reports whether the server at base answers the lab's info
+// endpoint with a lab's JSON (a real Coder answers 404 or its web UI).
+func probeLab(ctx context.Context, base string) bool {
+	ctx, cancel := context.WithTimeout(ctx, labProbeTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(base, "/")+"/lab/v1/info", nil)
+	if err != nil {
+		return false
+	}
+	c := &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
+	defer c.CloseIdleConnections()
+	resp, err := c.Do(req)
+	if err != nil {
+		return false
+	}
+	defer resp.Body.Close()
+	var inf lab.Info
+	if resp.StatusCode != http.StatusOK || json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&inf) != nil {
+		return false
+	}
+	return inf.ControlURL != "" && inf.CoderURL != ""
+}
+
+// errCoderSSH explains why SSH to a real Coder workspace is refused.
+const errCoderSSH = "SSH over Coder's tailnet is not supported yet: cdeload cannot join a Coder " +
+	"deployment's tailnet (its coordination protocol differs from Tailscale's), so the agent's address is " +
+	"not reachable; use ws.terminal() (Coder's web terminal) for echo traffic instead"
+
+// rememberCoderWorkspace records where a Coder workspace's address can be
+// reached: over its lab's tailnet (l not nil), or not at all (a real Coder).
+func (r *RootModule) rememberCoderWorkspace(address, name string, l labTarget) {
+	if address == "" {
+		return
+	}
+	r.rememberWorkspace(address, name)
 	r.mu.Lock()
-	if r.closed {
-		r.mu.Unlock()
-		return coderTarget{}, errClosed
+	defer r.mu.Unlock()
+	if r.coderAddrs != nil {
+		r.coderAddrs[address] = coderAddr{name: name, lab: l}
 	}
-	if r.sim == nil {
-		r.sim = newLazy(func() (coderTarget, error) {
-			s, err := codersim.New(codersim.Config{})
-			if err != nil {
-				return coderTarget{}, fmt.Errorf("start the embedded Coder simulator: %w", err)
-			}
-			if err := r.onClose(s.Close); err != nil {
-				s.Close()
-				return coderTarget{}, err
-			}
-			return coderTarget{url: s.URL, token: s.AdminToken}, nil
-		})
-	}
-	l := r.sim
+}
+
+// coderAddr is a Coder workspace address this process has seen.
+type coderAddr struct {
+	name string
+	lab  labTarget // nil: a real Coder workspace, not reachable
+}
+
+// refuseCoderSSH fails for the address of a workspace of a real Coder
+// deployment (see errCoderSSH).
+func (r *RootModule) refuseCoderSSH(host string) error {
+	r.mu.Lock()
+	a, ok := r.coderAddrs[host]
 	r.mu.Unlock()
-	return l.get(ctx)
+	if ok && a.lab == nil {
+		return fmt.Errorf("workspace %s (%s) is a Coder workspace: %s", a.name, host, errCoderSSH)
+	}
+	return nil
+}
+
+// labForHost completes src for a connection to host: when host is a
+// workspace of a lab's Coder simulator and the tailnet is that lab's
+// (joined through TS_CONTROL_URL rather than as the lab), the lab's SSH
+// credentials apply. A tailnet of another control server cannot reach the
+// workspace: that is an error saying which tailnet to join.
+func (r *RootModule) labForHost(src tailnetSource, host string) (tailnetSource, error) {
+	r.mu.Lock()
+	a, ok := r.coderAddrs[host]
+	r.mu.Unlock()
+	if !ok || a.lab == nil || src.lab == a.lab {
+		return src, nil
+	}
+	want := a.lab.info().ControlURL
+	if strings.TrimRight(want, "/") != strings.TrimRight(src.controlURL, "/") {
+		return src, fmt.Errorf("workspace %s (%s) is on the tailnet of the lab behind its Coder deployment (control server %s), "+
+			"but this Tailnet joined %s: set %s and %s (or %s) to that lab's, as `cdeload lab` prints them",
+			a.name, host, want, src.controlURL, envControlURL, envAuthKey, envLabURL)
+	}
+	src.lab = a.lab
+	return src, nil
 }
 
 // coderObj is the Go side of a JS Coder object: one provider per VU, made
@@ -67,9 +171,12 @@ type coderObj struct {
 	cfg    coder.Config
 	obs    *coderObserver
 
+	labURL string // CDELOAD_LAB_URL when the object was made
+
 	mu   sync.Mutex
 	prov *coder.Provider
 	key  string
+	dep  coderTarget // the resolved deployment
 }
 
 // newCoder implements `new Coder(options?)`; it does not touch the network.
@@ -114,41 +221,80 @@ func (mi *instance) newCoder(call sobek.ConstructorCall) *sobek.Object {
 	if c.target.url == "" && c.target.token != "" {
 		mi.throw(fmt.Errorf("%s: a Coder token is set but no URL: set the url option or %s", op, envCoderURL))
 	}
+	c.labURL = mi.getenv(envLabURL)
 	o := call.This
 	method(o, "createWorkspace", c.jsCreate)
 	method(o, "cleanup", c.jsCleanup)
 	return nil
 }
 
-// provider returns the VU's provider, making it on first use.
+// provider returns the VU's provider, making it on first use. Without a
+// URL the deployment is the Coder simulator of the lab at CDELOAD_LAB_URL,
+// or else of the embedded lab; with one, resolveCoder finds out whether it
+// is a lab's.
 func (c *coderObj) provider(ctx context.Context) (*coder.Provider, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.prov != nil {
 		return c.prov, nil
 	}
+	root := c.mi.root
 	t := c.target
 	key := "url=" + t.url
 	if t.url == "" {
 		var err error
-		if t, err = c.mi.root.coderSim(ctx); err != nil {
+		if t, err = root.labCoder(ctx, c.labURL); err != nil {
 			return nil, err
 		}
-		key = "embedded"
+		key = "lab=" + c.labURL
+	} else {
+		t = root.resolveCoder(ctx, t, c.labURL)
 	}
 	cfg := c.cfg
 	cfg.URL, cfg.Token, cfg.Observer = t.url, t.token, c.obs
-	cfg.RunID = fmt.Sprintf("%sc%d", c.mi.root.runID, c.mi.root.seq.Add(1))
+	cfg.RunID = fmt.Sprintf("%sc%d", root.runID, root.seq.Add(1))
+	if l := t.lab; l != nil {
+		cfg.AddressFunc = func(agentID string) string {
+			if a := l.coderAgentAddress(agentID); a != "" {
+				return a
+			}
+			return coder.AgentAddress(agentID)
+		}
+	}
 	p, err := coder.NewProvider(cfg)
 	if err != nil {
 		return nil, err
 	}
-	if err := c.mi.root.addCoder(key, c); err != nil {
+	if err := root.addCoder(key, c); err != nil {
 		p.Close()
 		return nil, err
 	}
-	c.prov, c.key = p, key
+	c.prov, c.key, c.dep = p, key, t
 	return p, nil
+}
+
+// deployment returns the resolved deployment (after provider).
+func (c *coderObj) deployment() coderTarget {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.dep
+}
+
+// cleanupOnClose removes what the provider created and the script left
+// behind (an aborted run, a script without cleanup()), without emitting
+// metrics: the run is over.
+func (c *coderObj) cleanupOnClose(ctx context.Context) error {
+	c.mu.Lock()
+	p := c.prov
+	c.mu.Unlock()
+	if p == nil || p.Ledger().Len() == 0 {
+		return nil
+	}
+	c.obs.cur.Store(nil)
+	if err := p.Cleanup(ctx); err != nil {
+		return fmt.Errorf("cdeload: clean up Coder workspaces and users of run %s: %w", p.RunID(), err)
+	}
+	return nil
 }
 
 // closeProvider releases the provider's idle connections.
@@ -239,7 +385,9 @@ func (c *coderObj) jsCreate(call sobek.FunctionCall) sobek.Value {
 		if err != nil {
 			return nil, fmt.Errorf("workspace %s: %w", ws.Name, err)
 		}
-		w := &coderWorkspace{c: c, ws: ws}
+		dep := c.deployment()
+		mi.root.rememberCoderWorkspace(ws.Address, ws.Name, dep.lab)
+		w := &coderWorkspace{c: c, ws: ws, ssh: dep.lab != nil}
 		return func(rt *sobek.Runtime) sobek.Value { return w.object() }, nil
 	})
 }
@@ -271,9 +419,10 @@ func (c *coderObj) jsCleanup(sobek.FunctionCall) sobek.Value {
 
 // coderWorkspace is the Go side of a JS workspace object.
 type coderWorkspace struct {
-	c  *coderObj
-	mu sync.Mutex
-	ws workspace.Workspace
+	c   *coderObj
+	ssh bool // reachable by cde.ssh.connect (a lab's workspace)
+	mu  sync.Mutex
+	ws  workspace.Workspace
 }
 
 func (w *coderWorkspace) get() workspace.Workspace {
@@ -293,6 +442,7 @@ func (w *coderWorkspace) object() *sobek.Object {
 	set(o, "template", ws.Template)
 	set(o, "address", ws.Address)
 	set(o, "agentId", ws.AgentID())
+	set(o, "sshSupported", w.ssh)
 	t := rt.NewObject()
 	set(t, "buildMs", ms(ws.Timings.Build))
 	set(t, "agentConnectMs", ms(ws.Timings.AgentConnect))
@@ -337,6 +487,7 @@ func (w *coderWorkspace) lifecycle(which string) func(sobek.FunctionCall) sobek.
 					w.mu.Lock()
 					w.ws = nws
 					w.mu.Unlock()
+					w.c.mi.root.rememberCoderWorkspace(nws.Address, nws.Name, w.c.deployment().lab)
 				}
 			}
 			return undefinedJS, err

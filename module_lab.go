@@ -36,6 +36,9 @@ type labTarget interface {
 	info() lab.Info
 	startWorkspace(ctx context.Context, name string) (lab.WorkspaceInfo, error)
 	stopWorkspace(ctx context.Context, name string) error
+	// coderAgentAddress is the tailnet address of a running agent of the
+	// lab's Coder simulator, or "" if the lab does not know it.
+	coderAgentAddress(agentID string) string
 	close() error
 }
 
@@ -89,10 +92,15 @@ type embeddedLab struct {
 	l    *lab.Lab
 }
 
-func (e *embeddedLab) info() lab.Info {
-	c := e.l.Credentials()
-	return lab.Info{ControlURL: e.l.ControlURL(), AuthKey: e.l.AuthKey(), User: c.User,
-		PrivateKeyPEM: string(c.PrivateKeyPEM), HostKey: c.HostKeyLine()}
+func (e *embeddedLab) info() lab.Info { return e.l.Info() }
+
+func (e *embeddedLab) coderAgentAddress(agentID string) string {
+	if be := e.l.CoderBackend(); be != nil {
+		if ws, ok := be.AgentWorkspace(agentID); ok {
+			return ws.Addr().String()
+		}
+	}
+	return ""
 }
 
 func (e *embeddedLab) startWorkspace(ctx context.Context, name string) (lab.WorkspaceInfo, error) {
@@ -165,6 +173,16 @@ func (rl *remoteLab) stopWorkspace(ctx context.Context, name string) error {
 	delete(rl.started, name)
 	rl.mu.Unlock()
 	return nil
+}
+
+func (rl *remoteLab) coderAgentAddress(agentID string) string {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var a lab.CoderAgent
+	if err := rl.do(ctx, http.MethodGet, "/lab/v1/coder/agents/"+url.PathEscape(agentID), nil, &a, http.StatusOK); err != nil {
+		return ""
+	}
+	return a.Address
 }
 
 // close stops the workspaces this run started and left running.

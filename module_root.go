@@ -7,6 +7,7 @@ import (
 	"io"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/cdeload/cdeload/engine/modules"
 	"github.com/cdeload/cdeload/tailnet"
@@ -38,7 +39,9 @@ type RootModule struct {
 	closers  []func() error             // extra resources, closed in reverse order
 	open     map[io.Closer]struct{}     // SSH sessions and terminals still open
 	coders   map[string][]*coderObj     // Coder objects with a provider, by deployment
-	sim      *lazy[coderTarget]         // the embedded Coder simulator
+	// coderAddrs are the addresses of Coder workspaces created by this
+	// process: a lab's (reachable over its tailnet) or a real Coder's.
+	coderAddrs map[string]coderAddr
 }
 
 // New returns the root module. The engine calls New once per process
@@ -54,6 +57,8 @@ func New() *RootModule {
 		names:    map[string]string{},
 		open:     map[io.Closer]struct{}{},
 		coders:   map[string][]*coderObj{},
+
+		coderAddrs: map[string]coderAddr{},
 	}
 }
 
@@ -64,10 +69,13 @@ func (r *RootModule) NewModuleInstance(vu modules.VU) modules.Instance {
 	return newInstance(r, vu)
 }
 
-// Close releases what the module shares between VUs: it releases every
-// tailnet lease and closes every node that scripts left open, closes the
-// Coder providers, stops workspaces started on a standalone lab, and stops
-// the embedded lab. The host calls Close once after the run (after
+// Close releases what the module shares between VUs: it closes the SSH and
+// terminal sessions scripts left open, removes the Coder workspaces and
+// scaletest users that are still recorded (an aborted run, a script without
+// coder.cleanup(); bounded by closeCleanupTimeout), closes the Coder
+// providers, releases every tailnet lease and closes every node that scripts
+// left open, stops workspaces started on a standalone lab, and stops the
+// embedded lab. The host calls Close once after the run (after
 // teardown and handleSummary) on every registered module that implements
 // io.Closer. Network calls made afterwards fail. Close is idempotent.
 func (r *RootModule) Close() error {
@@ -85,6 +93,7 @@ func (r *RootModule) Close() error {
 	for c := range open {
 		c.Close()
 	}
+	errs = append(errs, cleanupCoders(coders))
 	for _, cs := range coders {
 		for _, c := range cs {
 			c.closeProvider()
@@ -110,6 +119,31 @@ func (r *RootModule) Close() error {
 			errs = append(errs, err)
 		}
 	}
+	return errors.Join(errs...)
+}
+
+// closeCleanupTimeout bounds the cleanup Close runs for what scripts left.
+const closeCleanupTimeout = 5 * time.Minute
+
+// cleanupCoders runs every provider's cleanup concurrently.
+func cleanupCoders(coders map[string][]*coderObj) error {
+	ctx, cancel := context.WithTimeout(context.Background(), closeCleanupTimeout)
+	defer cancel()
+	var mu sync.Mutex
+	var errs []error
+	var wg sync.WaitGroup
+	for _, cs := range coders {
+		for _, c := range cs {
+			wg.Go(func() {
+				if err := c.cleanupOnClose(ctx); err != nil {
+					mu.Lock()
+					errs = append(errs, err)
+					mu.Unlock()
+				}
+			})
+		}
+	}
+	wg.Wait()
 	return errors.Join(errs...)
 }
 

@@ -116,8 +116,14 @@ func (mi *instance) sshConnect(call sobek.FunctionCall) sobek.Value {
 
 // connect dials over the tailnet and runs the SSH handshake.
 func (mi *instance) connect(ctx context.Context, e *emitter, o sshOpts) (*sshSession, error) {
+	if err := mi.root.refuseCoderSSH(o.host); err != nil {
+		return nil, err
+	}
 	r, err := o.net.upAndReport(ctx, e)
 	if err != nil {
+		return nil, err
+	}
+	if r.src, err = mi.root.labForHost(r.src, o.host); err != nil {
 		return nil, err
 	}
 	cfg := o.cfg

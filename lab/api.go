@@ -31,6 +31,21 @@ type Info struct {
 	User          string `json:"user"`
 	PrivateKeyPEM string `json:"privateKeyPEM"`
 	HostKey       string `json:"hostKey"`
+	// CoderURL and CoderSessionToken reach the lab's Coder API simulator
+	// (empty when the lab runs without it).
+	CoderURL          string `json:"coderURL,omitempty"`
+	CoderSessionToken string `json:"coderSessionToken,omitempty"`
+}
+
+// CoderAgent is a running Coder agent of the lab's simulator as
+// GET /lab/v1/coder/agents/{id} returns it.
+type CoderAgent struct {
+	// AgentID is the agent's ID in the Coder API.
+	AgentID string `json:"agentID"`
+	// Workspace is the name of the lab workspace that runs the agent.
+	Workspace string `json:"workspace"`
+	// Address is the workspace's tailnet address.
+	Address string `json:"address"`
 }
 
 // CreateWorkspaceRequest is the body of POST /lab/v1/workspaces.
@@ -43,9 +58,20 @@ const startTimeout = 2 * time.Minute
 
 func (l *Lab) routes() {
 	l.mux.HandleFunc("GET /lab/v1/info", func(w http.ResponseWriter, r *http.Request) {
-		c := l.Credentials()
-		writeJSON(w, http.StatusOK, Info{ControlURL: l.ControlURL(), AuthKey: l.AuthKey(), User: c.User,
-			PrivateKeyPEM: string(c.PrivateKeyPEM), HostKey: c.HostKeyLine()})
+		writeJSON(w, http.StatusOK, l.Info())
+	})
+	l.mux.HandleFunc("GET /lab/v1/coder/agents/{id}", func(w http.ResponseWriter, r *http.Request) {
+		id := r.PathValue("id")
+		var ws *workspaces.Workspace
+		ok := false
+		if l.backend != nil {
+			ws, ok = l.backend.AgentWorkspace(id)
+		}
+		if !ok {
+			writeError(w, http.StatusNotFound, fmt.Errorf("no running Coder agent %q in this lab", id))
+			return
+		}
+		writeJSON(w, http.StatusOK, CoderAgent{AgentID: id, Workspace: ws.Name(), Address: ws.Addr().String()})
 	})
 	l.mux.HandleFunc("POST /lab/v1/workspaces", l.handleCreate)
 	l.mux.HandleFunc("GET /lab/v1/workspaces", func(w http.ResponseWriter, r *http.Request) {
@@ -64,6 +90,15 @@ func (l *Lab) routes() {
 		writeJSON(w, http.StatusOK, l.info(ws))
 	})
 	l.mux.HandleFunc("DELETE /lab/v1/workspaces/{name}", l.handleDelete)
+}
+
+// Info returns the lab's connection information (what GET /lab/v1/info
+// answers).
+func (l *Lab) Info() Info {
+	c := l.Credentials()
+	return Info{ControlURL: l.ControlURL(), AuthKey: l.AuthKey(), User: c.User,
+		PrivateKeyPEM: string(c.PrivateKeyPEM), HostKey: c.HostKeyLine(),
+		CoderURL: l.CoderURL(), CoderSessionToken: l.CoderToken()}
 }
 
 func (l *Lab) info(ws *workspaces.Workspace) WorkspaceInfo {

@@ -1,20 +1,27 @@
 // Package lab runs an embedded CDE on loopback: a tailnet control server
 // with DERP and STUN (lab/tailnetlab), simulated workspaces reachable over
-// SSH on that tailnet (lab/workspaces), and a small HTTP API through which
-// other processes start and stop workspaces and fetch their addresses and
-// SSH credentials. The Coder API simulator (lab/codersim) mounts on the same
-// HTTP server through [Lab.Handle].
+// SSH on that tailnet (lab/workspaces), a Coder API simulator (lab/codersim)
+// whose workspaces are those simulated workspaces (lab/coderbackend), and a
+// small HTTP API through which other processes start and stop workspaces and
+// fetch their addresses and SSH credentials.
+//
+// The Coder API (/api/v2/...) is served on the same HTTP server, so the
+// lab's URL is also its CODER_URL ([Lab.CoderURL]); the admin's session
+// token is [Lab.CoderToken]. Coder workspaces are reachable over the lab's
+// tailnet at their agent's address, with the lab's SSH credentials.
 //
 // HTTP API (JSON; unknown fields are rejected):
 //
-//	GET    /lab/v1/info                 {controlURL, authKey, user, privateKeyPEM, hostKey}
+//	GET    /lab/v1/info                 Info
 //	POST   /lab/v1/workspaces {"name"}  201 Workspace (409 if the name is taken)
 //	GET    /lab/v1/workspaces           {"workspaces": [Workspace...]}
 //	GET    /lab/v1/workspaces/{name}    Workspace
 //	DELETE /lab/v1/workspaces/{name}    204; ?crash=true kills it abruptly
+//	GET    /lab/v1/coder/agents/{id}    CoderAgent (404 if no such running agent)
 //
-// where Workspace is {name, address, sshAddress, user, privateKeyPEM,
-// hostKey, knownHosts}.
+// where Info is {controlURL, authKey, user, privateKeyPEM, hostKey,
+// coderURL, coderSessionToken} and Workspace is {name, address, sshAddress,
+// user, privateKeyPEM, hostKey, knownHosts}.
 package lab
 
 import (
@@ -26,6 +33,8 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/cdeload/cdeload/lab/coderbackend"
+	"github.com/cdeload/cdeload/lab/codersim"
 	"github.com/cdeload/cdeload/lab/tailnetlab"
 	"github.com/cdeload/cdeload/lab/workspaces"
 )
@@ -45,8 +54,23 @@ type Config struct {
 	// FullMesh makes every tailnet node see every other (default
 	// hub-and-spoke: workspaces see only load generators).
 	FullMesh bool
+	// NoCoder disables the Coder API simulator (it runs by default).
+	NoCoder bool
+	// Coder configures the Coder API simulator.
+	Coder CoderConfig
 	// Logf receives diagnostic logs; nil discards them.
 	Logf func(format string, args ...any)
+}
+
+// CoderConfig configures the lab's Coder API simulator.
+type CoderConfig struct {
+	// Faults are the simulator's fault knobs (see codersim.Faults). With
+	// AgentCrashAfter the workspace itself crashes too: its tailnet node and
+	// SSH server die abruptly about AgentCrashAfter after its agent
+	// connected (the estimate ignores latency jitter).
+	Faults codersim.Faults
+	// Seed seeds the fault generator.
+	Seed uint64
 }
 
 // Lab is a running embedded CDE.
@@ -56,9 +80,11 @@ type Lab struct {
 	// Workspaces owns the simulated workspaces.
 	Workspaces *workspaces.Manager
 
-	mux  *http.ServeMux
-	ln   net.Listener
-	http *http.Server
+	mux     *http.ServeMux
+	ln      net.Listener
+	http    *http.Server
+	coder   *codersim.Server      // nil with NoCoder
+	backend *coderbackend.Backend // nil with NoCoder
 }
 
 // ListenHost validates a loopback listen address and returns its IP.
@@ -114,6 +140,14 @@ func Start(ctx context.Context, cfg Config) (*Lab, error) {
 		return nil, err
 	}
 	l := &Lab{Tailnet: tl, Workspaces: mgr, mux: http.NewServeMux(), ln: ln}
+	if !cfg.NoCoder {
+		if err := l.startCoder(ip, cfg); err != nil {
+			ln.Close()
+			mgr.Close()
+			tl.Close()
+			return nil, err
+		}
+	}
 	l.routes()
 	l.http = &http.Server{Handler: l.mux, ReadHeaderTimeout: 10 * time.Second}
 	go l.http.Serve(ln)
@@ -131,6 +165,64 @@ func Start(ctx context.Context, cfg Config) (*Lab, error) {
 	return l, nil
 }
 
+// startCoder starts the Coder API simulator with a backend of simulated
+// tailnet workspaces and mounts it on the lab's HTTP server.
+func (l *Lab) startCoder(ip netip.Addr, cfg Config) error {
+	var sim *codersim.Server
+	be, err := coderbackend.New(coderbackend.Config{
+		Workspaces: l.Workspaces, ControlURL: l.Tailnet.ControlURL(), AuthKey: l.Tailnet.AuthKey(), Logf: cfg.Logf,
+		CrashAfter: func(startTook time.Duration) time.Duration { return crashDelay(sim.Faults(), startTook) },
+	})
+	if err != nil {
+		return fmt.Errorf("lab: Coder backend: %w", err)
+	}
+	sim, err = codersim.New(codersim.Config{Addr: netip.AddrPortFrom(ip, 0).String(), Seed: cfg.Coder.Seed,
+		Backend: be, Faults: cfg.Coder.Faults})
+	if err != nil {
+		be.Close()
+		return fmt.Errorf("lab: Coder simulator: %w", err)
+	}
+	l.coder, l.backend = sim, be
+	l.mux.Handle("/api/", sim.Handler())
+	return nil
+}
+
+// crashDelay is how long after StartWorkspace returned a workspace crashes
+// so that it dies about AgentCrashAfter after its agent connected: the rest
+// of the build, then the agent's connect and ready latencies (their fixed
+// parts), then AgentCrashAfter.
+func crashDelay(f codersim.Faults, startTook time.Duration) time.Duration {
+	if f.AgentCrashAfter <= 0 {
+		return 0
+	}
+	return max(0, f.Build.Fixed-startTook) + f.AgentConnect.Fixed + f.AgentReady.Fixed + f.AgentCrashAfter
+}
+
+// Coder is the Coder API simulator, or nil when the lab runs without it.
+func (l *Lab) Coder() *codersim.Server { return l.coder }
+
+// CoderBackend runs the Coder simulator's workspaces, or is nil when the
+// lab runs without the simulator.
+func (l *Lab) CoderBackend() *coderbackend.Backend { return l.backend }
+
+// CoderURL is the Coder API's base URL (CODER_URL): the lab's own URL, or
+// "" when the lab runs without the simulator.
+func (l *Lab) CoderURL() string {
+	if l.coder == nil {
+		return ""
+	}
+	return l.URL()
+}
+
+// CoderToken is the session token of the Coder simulator's first user, an
+// owner (CODER_SESSION_TOKEN), or "" without the simulator.
+func (l *Lab) CoderToken() string {
+	if l.coder == nil {
+		return ""
+	}
+	return l.coder.AdminToken
+}
+
 // ControlURL is the tailnet control server's URL (TS_CONTROL_URL).
 func (l *Lab) ControlURL() string { return l.Tailnet.ControlURL() }
 
@@ -146,13 +238,18 @@ func (l *Lab) URL() string { return "http://" + l.ln.Addr().String() }
 // Handle adds a route to the lab's HTTP server (for the Coder simulator).
 func (l *Lab) Handle(pattern string, h http.Handler) { l.mux.Handle(pattern, h) }
 
-// Close stops the HTTP API, every workspace and the tailnet servers.
+// Close stops the HTTP API, the Coder simulator, every workspace and the
+// tailnet servers.
 func (l *Lab) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	errs := []error{l.http.Shutdown(ctx), l.Workspaces.Close(), l.Tailnet.Close()}
+	errs := []error{l.http.Shutdown(ctx)}
 	if errors.Is(errs[0], context.DeadlineExceeded) {
 		errs[0] = l.http.Close()
 	}
+	if l.coder != nil {
+		errs = append(errs, l.coder.Close(), l.backend.Close())
+	}
+	errs = append(errs, l.Workspaces.Close(), l.Tailnet.Close())
 	return errors.Join(errs...)
 }

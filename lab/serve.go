@@ -18,8 +18,11 @@ type ServeOptions struct {
 	Ready func(*Lab)
 }
 
-// Serve starts a lab, prints shell exports and the workspaces to out, and
-// runs until ctx ends; then it stops everything.
+// Serve starts a lab, prints shell exports (TS_CONTROL_URL, TS_AUTHKEY,
+// CDELOAD_LAB_URL, CDELOAD_SSH_USER, CDELOAD_SSH_KEY and, with the Coder
+// simulator, CODER_URL and CODER_SESSION_TOKEN) and the workspaces to out,
+// and runs until ctx ends; then it stops everything, every workspace
+// included.
 func Serve(ctx context.Context, cfg Config, opts ServeOptions, out io.Writer) (err error) {
 	l, err := Start(ctx, cfg)
 	if err != nil {
@@ -48,6 +51,11 @@ func Serve(ctx context.Context, cfg Config, opts ServeOptions, out io.Writer) (e
 	fmt.Fprintf(out, "export CDELOAD_LAB_URL=%s\n", l.URL())
 	fmt.Fprintf(out, "export CDELOAD_SSH_USER=%s\n", c.User)
 	fmt.Fprintf(out, "export CDELOAD_SSH_KEY=%s\n", keyFile)
+	if l.Coder() != nil {
+		fmt.Fprintf(out, "export CODER_URL=%s\n", l.CoderURL())
+		fmt.Fprintf(out, "export CODER_SESSION_TOKEN=%s\n", l.CoderToken())
+		fmt.Fprintf(out, "# Coder admin: %s / %s (template \"kubernetes\")\n", l.Coder().AdminEmail, l.Coder().AdminPassword)
+	}
 	fmt.Fprintf(out, "# workspace host key: %s\n", c.HostKeyLine())
 	for _, ws := range l.Workspaces.List() {
 		fmt.Fprintf(out, "# workspace %s %s\n", ws.Name(), ws.SSHAddr())

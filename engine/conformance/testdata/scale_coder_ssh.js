@@ -1,0 +1,23 @@
+// Against a real Coder (no lab behind CODER_URL): a workspace's agent
+// address is not reachable over SSH, and ssh.connect says why.
+import cde from 'k6/x/cdeload';
+
+export const options = { scenarios: { s: { executor: 'per-vu-iterations', vus: 1, iterations: 1 } } };
+
+const coder = new cde.Coder({ pollInterval: '20ms' });
+
+export default async function () {
+  const ws = await coder.createWorkspace({ template: 'kubernetes' });
+  console.log(`WS sshSupported=${ws.sshSupported} address=${ws.address}`);
+  try {
+    await cde.ssh.connect({ host: ws.address, user: 'coder', insecureSkipHostKeyCheck: true, password: 'x' });
+    console.log('SSH connected');
+  } catch (e) {
+    console.log(`SSH REJECTED ${e.message}`);
+  }
+  await ws.delete();
+}
+
+export async function teardown() {
+  await coder.cleanup();
+}
