@@ -254,7 +254,12 @@ export interface SSHSession {
 
 /** SSH over the tailnet. */
 export const ssh: {
-  /** Dials over the tailnet and opens an SSH session; emits `ssh_connect_duration`. */
+  /**
+   * Dials over the tailnet and opens an SSH session; emits
+   * `ssh_connect_duration`. Rejects at once for the address of a workspace
+   * of a real Coder deployment: cdeload cannot join a Coder deployment's
+   * tailnet yet, use `ws.terminal()` there (see {@link Workspace.sshSupported}).
+   */
   connect(options: SSHConnectOptions): Promise<SSHSession>;
 };
 
@@ -288,9 +293,10 @@ export const lab: {
 /** Options of {@link Coder}. */
 export interface CoderOptions {
   /**
-   * Deployment URL. Default `CODER_URL`; with neither this nor `token`, an
-   * embedded Coder API simulator (in-memory workspaces: web terminals work,
-   * SSH over the tailnet does not yet).
+   * Deployment URL. Default `CODER_URL`; with neither, the Coder API of the
+   * lab at `CDELOAD_LAB_URL`, else of the embedded lab. Lab workspaces are
+   * real tailnet nodes: SSH to `ws.address` works with the lab's
+   * credentials, and so does the web terminal.
    */
   url?: string;
   /** Session token of an owner. Default `CODER_SESSION_TOKEN`. */
@@ -346,6 +352,11 @@ export interface Workspace {
   /** Tailnet address of the first agent. */
   readonly address: string;
   readonly agentId: string;
+  /**
+   * Whether `ssh.connect` can reach this workspace: true for lab
+   * workspaces, false on a real Coder deployment (use `terminal()`).
+   */
+  readonly sshSupported: boolean;
   /** Phase durations of the create. */
   readonly timings: { buildMs: number; agentConnectMs: number; readyMs: number };
   /** Deletes the workspace and waits until it is gone; emits `workspace_delete_duration`. */
