@@ -16,22 +16,11 @@ import (
 	"github.com/cdeload/cdeload/lab/codersim"
 )
 
-func init() {
-	extraCommands["lab"] = command{
-		summary: "serve an embedded CDE (tailnet, DERP, simulated workspaces, Coder API) on loopback",
-		run: func(ctx context.Context, s *stdio, args []string) int {
-			return labCommandContext(ctx, args, s.out, s.errOut)
-		},
-	}
+// labRun is the "lab" subcommand.
+func labRun(ctx context.Context, s *stdio, args []string) int {
+	return labCommandContext(ctx, args, s.out, s.errOut)
 }
 
-// labCommand runs "cdeload lab": an embedded CDE on loopback, served until
-// SIGINT or SIGTERM. It returns the process exit code.
-func labCommand(args []string, stdout, stderr io.Writer) int {
-	return labCommandContext(context.Background(), args, stdout, stderr)
-}
-
-// labCommandContext is labCommand that also stops when ctx ends.
 func labCommandContext(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := pflag.NewFlagSet("lab", pflag.ContinueOnError)
 	fs.SetOutput(stderr)

@@ -33,23 +33,16 @@ type command struct {
 	run     func(ctx context.Context, io *stdio, args []string) int
 }
 
-// commands returns the subcommands; extraCommands (e.g. lab) adds more.
+// commands returns the subcommands.
 func commands() map[string]command {
-	cmds := map[string]command{
+	return map[string]command{
 		"run":     {"run a test script", runCommand},
 		"inspect": {"print a script's options (JSON on stdout)", inspectCommand},
 		"version": {"print the version", versionCommand},
 		"archive": {"pack a script and its files into a tar archive (not implemented yet)", archiveCommand},
+		"lab":     {"serve an embedded CDE (tailnet, DERP, simulated workspaces, Coder API) on loopback", labRun},
 	}
-	for name, c := range extraCommands {
-		cmds[name] = c
-	}
-	return cmds
 }
-
-// extraCommands are subcommands other files of this package register in
-// their init (lab.go adds "lab").
-var extraCommands = map[string]command{}
 
 func main() {
 	env := map[string]string{}
