@@ -32,6 +32,7 @@ type runFlags struct {
 	segmentSequence          string
 	minIterationDuration     string
 	systemTags, logFormat    string
+	scriptType               string
 	executionRequirements    bool
 }
 
@@ -45,7 +46,7 @@ func newRunFlags(cmd string) *runFlags {
 	fs.StringArrayVarP(&f.stages, "stage", "s", nil, "ramping stage DURATION:TARGET (repeatable)")
 	fs.StringVar(&f.segment, "execution-segment", "", "the part of the test this instance runs, e.g. 0:1/4")
 	fs.StringVar(&f.segmentSequence, "execution-segment-sequence", "", "all segments of the test, e.g. 0,1/4,1/2,3/4,1")
-	fs.BoolVarP(&f.paused, "paused", "p", false, "wait to be resumed before starting (needs the REST API)")
+	fs.BoolVarP(&f.paused, "paused", "p", false, "wait to be resumed through the REST API before starting (needs --address)")
 	fs.BoolVar(&f.noSetup, "no-setup", false, "do not run setup()")
 	fs.BoolVar(&f.noTeardown, "no-teardown", false, "do not run teardown()")
 	fs.StringVar(&f.minIterationDuration, "min-iteration-duration", "", "minimum duration of an iteration")
@@ -63,7 +64,7 @@ func newRunFlags(cmd string) *runFlags {
 	fs.StringArrayVarP(&f.outs, "out", "o", nil, "result output TYPE[=ARG] (repeatable)")
 	fs.BoolVarP(&f.linger, "linger", "l", false, "keep running after the test ends, until interrupted")
 	fs.StringVarP(&f.config, "config", "c", "", "JSON config file (lowest precedence)")
-	fs.StringVarP(&f.address, "address", "a", "", "REST API address (not implemented yet)")
+	fs.StringVarP(&f.address, "address", "a", "", "serve the REST API (/v1/status) on HOST:PORT (also K6_ADDRESS; off by default)")
 	fs.BoolVarP(&f.quiet, "quiet", "q", false, "no banner and no progress")
 	fs.BoolVarP(&f.verbose, "verbose", "v", false, "debug logs")
 	fs.StringVar(&f.logFormat, "log-format", "", "log format (accepted for compatibility; logs are logfmt)")
@@ -71,7 +72,7 @@ func newRunFlags(cmd string) *runFlags {
 	fs.Bool("no-usage-report", false, "accepted for compatibility; cdeload never reports usage")
 	fs.Bool("no-color", false, "accepted for compatibility")
 	fs.String("compatibility-mode", "extended", "accepted for compatibility")
-	fs.StringP("type", "t", "", "script type: js (archives are not supported yet)")
+	fs.StringVarP(&f.scriptType, "type", "t", "", "test type: js or archive (default: detect a tar archive)")
 	fs.String("console-output", "", "accepted for compatibility")
 	if cmd == "inspect" {
 		fs.BoolVar(&f.executionRequirements, "execution-requirements", false, "print the consolidated options, maxVUs and totalDuration")

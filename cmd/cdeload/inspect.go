@@ -30,17 +30,23 @@ func inspectCommand(ctx context.Context, s *stdio, args []string) int {
 	if err != nil {
 		return fail(log, err)
 	}
-	reg := metrics.NewRegistry()
-	script, err := loadScript(ctx, s, f.fs.Arg(0), env, reg, metrics.RegisterBuiltin(reg), log, nil, f.verbose)
+	src, err := openSource(s, f.fs.Arg(0), f.scriptType)
 	if err != nil {
 		return fail(log, err)
 	}
-	var out any = json.RawMessage(script.Options())
-	if len(script.Options()) == 0 {
+	env = src.env(env)
+	reg := metrics.NewRegistry()
+	script, err := loadScript(ctx, s, src, env, reg, metrics.RegisterBuiltin(reg), log, nil, f.verbose)
+	if err != nil {
+		return fail(log, err)
+	}
+	scriptOpts := src.options(script)
+	var out any = json.RawMessage(scriptOpts)
+	if len(scriptOpts) == 0 {
 		out = map[string]any{}
 	}
 	if f.executionRequirements {
-		opts, err := consolidate(log, f, cf, script, s.env)
+		opts, err := consolidate(log, f, cf, scriptOpts, s.env)
 		if err != nil {
 			return fail(log, err)
 		}

@@ -39,7 +39,7 @@ func commands() map[string]command {
 		"run":     {"run a test script", runCommand},
 		"inspect": {"print a script's options (JSON on stdout)", inspectCommand},
 		"version": {"print the version", versionCommand},
-		"archive": {"pack a script and its files into a tar archive (not implemented yet)", archiveCommand},
+		"archive": {"pack a script, its options and its files into a tar archive", archiveCommand},
 		"lab":     {"serve an embedded CDE (tailnet, DERP, simulated workspaces, Coder API) on loopback", labRun},
 	}
 }
@@ -90,9 +90,4 @@ func usage(w io.Writer, name string, cmds map[string]command) {
 func versionCommand(_ context.Context, s *stdio, _ []string) int {
 	fmt.Fprintf(s.out, "cdeload %s (k6-compatible; %s)\n", version, goVersion())
 	return 0
-}
-
-func archiveCommand(_ context.Context, s *stdio, _ []string) int {
-	fmt.Fprintln(s.errOut, `level=error msg="cdeload archive is not implemented yet"`)
-	return 255
 }

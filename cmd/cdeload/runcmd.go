@@ -2,13 +2,12 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strings"
 	"syscall"
 
@@ -30,6 +29,8 @@ type runContext struct {
 	flags      *runFlags
 	log        *slog.Logger
 	scriptPath string
+	src        *testSource
+	api        *restAPI
 	script     *js.Script
 	runner     *js.Runner
 	opts       options.Options
@@ -52,6 +53,14 @@ func runCommand(ctx context.Context, s *stdio, args []string) int {
 	if err != nil {
 		return fail(log, err)
 	}
+	// The REST API serves from before VU init until exit.
+	if rc.api, err = startAPI(rc); err != nil {
+		if cerr := modules.CloseAll(); cerr != nil {
+			log.Warn(cerr.Error())
+		}
+		return fail(log, err)
+	}
+	defer rc.api.close(rc)
 	return executeRun(ctx, rc)
 }
 
@@ -81,33 +90,36 @@ func fail(log *slog.Logger, err error) int {
 	return int(code)
 }
 
-// loadScript reads the script (or stdin for "-") and parses it with the
-// given run tags.
-func loadScript(ctx context.Context, s *stdio, path string, env map[string]string, reg *metrics.Registry,
+// loadScript parses the test source (a script, stdin or an archive) with
+// the given run tags.
+func loadScript(ctx context.Context, s *stdio, src *testSource, env map[string]string, reg *metrics.Registry,
 	b *metrics.Builtin, log *slog.Logger, tags *metrics.TagSet, verbose bool) (*js.Script, error) {
-	cfg := js.Config{Filename: path, Env: env, Registry: reg, Builtin: b, Logger: log, Console: s.errOut, RunTags: tags, Debug: verbose}
-	if path == "-" {
-		src, err := io.ReadAll(s.in)
-		if err != nil {
-			return nil, fmt.Errorf("reading the script from stdin: %w", err)
-		}
-		wd, _ := os.Getwd()
-		cfg.Filename, cfg.Source = filepath.Join(wd, "stdin.js"), src
-	} else if strings.HasSuffix(path, ".tar") {
-		return nil, lib.Errorf(lib.ExitInvalidConfig, "running archives (%s) is not supported yet; run the script itself", path)
-	} else {
-		abs, err := filepath.Abs(path)
-		if err != nil {
-			return nil, fmt.Errorf("script path %s: %w", path, err)
-		}
-		cfg.Filename = abs
-	}
+	cfg := js.Config{Env: env, Registry: reg, Builtin: b, Logger: log, Console: s.errOut, RunTags: tags, Debug: verbose}
+	src.jsConfig(&cfg)
 	return js.Parse(ctx, cfg)
 }
 
-// consolidate merges config file < script < K6_* env < CLI flags.
-func consolidate(log *slog.Logger, f *runFlags, cf *configFile, script *js.Script, sysEnv map[string]string) (options.Options, error) {
-	so, warns, err := options.Parse(script.Options())
+// consolidate merges the options (mergeOptions) and scales the scenarios
+// to the execution segment.
+func consolidate(log *slog.Logger, f *runFlags, cf *configFile, scriptOpts json.RawMessage, sysEnv map[string]string) (options.Options, error) {
+	opts, err := mergeOptions(log, f, cf, scriptOpts, sysEnv)
+	if err != nil {
+		return options.Options{}, err
+	}
+	if opts.ExecutionSegment != nil {
+		seg, err := options.ParseSegment(*opts.ExecutionSegment)
+		if err != nil {
+			return options.Options{}, lib.Errorf(lib.ExitInvalidConfig, "execution segment: %w", err)
+		}
+		opts.Scenarios = seg.ScaleScenarios(opts.Scenarios)
+	}
+	return opts, nil
+}
+
+// mergeOptions merges config file < script (or archive) < K6_* env < CLI
+// flags; the scenarios are not scaled to the execution segment.
+func mergeOptions(log *slog.Logger, f *runFlags, cf *configFile, scriptOpts json.RawMessage, sysEnv map[string]string) (options.Options, error) {
+	so, warns, err := options.Parse(scriptOpts)
 	if err != nil {
 		return options.Options{}, fmt.Errorf("script options: %w", err)
 	}
@@ -133,13 +145,6 @@ func consolidate(log *slog.Logger, f *runFlags, cf *configFile, script *js.Scrip
 	}
 	for _, w := range warns {
 		log.Warn(w)
-	}
-	if opts.ExecutionSegment != nil {
-		seg, err := options.ParseSegment(*opts.ExecutionSegment)
-		if err != nil {
-			return options.Options{}, lib.Errorf(lib.ExitInvalidConfig, "execution segment: %w", err)
-		}
-		opts.Scenarios = seg.ScaleScenarios(opts.Scenarios)
 	}
 	return opts, nil
 }
@@ -173,17 +178,21 @@ func prepareRun(ctx context.Context, s *stdio, f *runFlags, log *slog.Logger) (*
 	if rc.env, err = f.scriptEnv(s.env); err != nil {
 		return nil, err
 	}
+	if rc.src, err = openSource(s, rc.scriptPath, f.scriptType); err != nil {
+		return nil, err
+	}
+	rc.env = rc.src.env(rc.env)
 	if _, err := f.cliOptions(); err != nil {
 		return nil, err
 	}
 	rc.registry = metrics.NewRegistry()
 	rc.builtin = metrics.RegisterBuiltin(rc.registry)
 	tags := preTags(f, cf, s.env)
-	rc.script, err = loadScript(ctx, s, rc.scriptPath, rc.env, rc.registry, rc.builtin, log, metrics.NewTagSet(tags), f.verbose)
+	rc.script, err = loadScript(ctx, s, rc.src, rc.env, rc.registry, rc.builtin, log, metrics.NewTagSet(tags), f.verbose)
 	if err != nil {
 		return nil, err
 	}
-	if rc.opts, err = consolidate(log, f, cf, rc.script, s.env); err != nil {
+	if rc.opts, err = consolidate(log, f, cf, rc.src.options(rc.script), s.env); err != nil {
 		return nil, err
 	}
 	if !sameTags(tags, rc.opts.Tags) {
@@ -191,7 +200,7 @@ func prepareRun(ctx context.Context, s *stdio, f *runFlags, log *slog.Logger) (*
 		// that every VU tags its samples with them.
 		rc.registry = metrics.NewRegistry()
 		rc.builtin = metrics.RegisterBuiltin(rc.registry)
-		rc.script, err = loadScript(ctx, s, rc.scriptPath, rc.env, rc.registry, rc.builtin, log, metrics.NewTagSet(rc.opts.Tags), f.verbose)
+		rc.script, err = loadScript(ctx, s, rc.src, rc.env, rc.registry, rc.builtin, log, metrics.NewTagSet(rc.opts.Tags), f.verbose)
 		if err != nil {
 			return nil, err
 		}
@@ -205,12 +214,6 @@ func prepareRun(ctx context.Context, s *stdio, f *runFlags, log *slog.Logger) (*
 			return nil, fmt.Errorf("output %q: %w", o, err)
 		}
 		rc.outputs = append(rc.outputs, out)
-	}
-	if f.address != "" {
-		log.Warn("--address: the REST API is not implemented yet; the flag is accepted and ignored", "address", f.address)
-	}
-	if options.IsSet(rc.opts.Paused) {
-		log.Warn("--paused: without the REST API nothing can resume the test; it starts right away")
 	}
 	return rc, nil
 }
@@ -276,6 +279,9 @@ func executeRun(parent context.Context, rc *runContext) int {
 	cfg.Hooks.OnExecution = prog.attach
 	if err := attachResults(rc, &cfg); err != nil {
 		return fail(rc.log, err)
+	}
+	if rc.api != nil {
+		rc.api.install(&cfg)
 	}
 	res, err := run.Run(ctx, cfg)
 	prog.stop(!f.quiet)

@@ -1,0 +1,3 @@
+export function greet(word) {
+  return `hello-${word}`;
+}
