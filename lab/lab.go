@@ -66,8 +66,8 @@ type Config struct {
 type CoderConfig struct {
 	// Faults are the simulator's fault knobs (see codersim.Faults). With
 	// AgentCrashAfter the workspace itself crashes too: its tailnet node and
-	// SSH server die abruptly about AgentCrashAfter after its agent
-	// connected (the estimate ignores latency jitter).
+	// SSH server die abruptly when the fault disconnects its agent
+	// (AgentCrashAfter after the agent became ready).
 	Faults codersim.Faults
 	// Seed seeds the fault generator.
 	Seed uint64
@@ -168,15 +168,13 @@ func Start(ctx context.Context, cfg Config) (*Lab, error) {
 // startCoder starts the Coder API simulator with a backend of simulated
 // tailnet workspaces and mounts it on the lab's HTTP server.
 func (l *Lab) startCoder(ip netip.Addr, cfg Config) error {
-	var sim *codersim.Server
 	be, err := coderbackend.New(coderbackend.Config{
 		Workspaces: l.Workspaces, ControlURL: l.Tailnet.ControlURL(), AuthKey: l.Tailnet.AuthKey(), Logf: cfg.Logf,
-		CrashAfter: func(startTook time.Duration) time.Duration { return crashDelay(sim.Faults(), startTook) },
 	})
 	if err != nil {
 		return fmt.Errorf("lab: Coder backend: %w", err)
 	}
-	sim, err = codersim.New(codersim.Config{Addr: netip.AddrPortFrom(ip, 0).String(), Seed: cfg.Coder.Seed,
+	sim, err := codersim.New(codersim.Config{Addr: netip.AddrPortFrom(ip, 0).String(), Seed: cfg.Coder.Seed,
 		Backend: be, Faults: cfg.Coder.Faults})
 	if err != nil {
 		be.Close()
@@ -185,17 +183,6 @@ func (l *Lab) startCoder(ip netip.Addr, cfg Config) error {
 	l.coder, l.backend = sim, be
 	l.mux.Handle("/api/", sim.Handler())
 	return nil
-}
-
-// crashDelay is how long after StartWorkspace returned a workspace crashes
-// so that it dies about AgentCrashAfter after its agent connected: the rest
-// of the build, then the agent's connect and ready latencies (their fixed
-// parts), then AgentCrashAfter.
-func crashDelay(f codersim.Faults, startTook time.Duration) time.Duration {
-	if f.AgentCrashAfter <= 0 {
-		return 0
-	}
-	return max(0, f.Build.Fixed-startTook) + f.AgentConnect.Fixed + f.AgentReady.Fixed + f.AgentCrashAfter
 }
 
 // Coder is the Coder API simulator, or nil when the lab runs without it.

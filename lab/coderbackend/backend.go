@@ -9,10 +9,13 @@
 // credentials and opens a session with a pseudo-terminal running the
 // requested command (the user's shell, which lab/sshserver runs as cat).
 //
-// The simulator marks an agent connected only after StartWorkspace has
-// returned, and StartWorkspace returns only once the workspace's node is up
-// with a home DERP and its SSH port is listening, so a connected agent is
-// reachable.
+// The simulator starts the machine once a start build's job has succeeded
+// and marks its agent connected only after StartWorkspace has returned (and
+// tells the backend, see codersim.AgentEvents); StartWorkspace returns only
+// once the workspace's node is up with a home DERP and its SSH port is
+// listening, so a connected agent is reachable. The agent-crash fault
+// reaches the backend through AgentCrashed, at the moment the simulator
+// disconnects the agent.
 package coderbackend
 
 import (
@@ -53,10 +56,6 @@ type Config struct {
 	ControlURL, AuthKey string
 	// Hostname is the host name of coderd's node (default DefaultHostname).
 	Hostname string
-	// CrashAfter, if set, is called when a workspace has started, with how
-	// long the start took; a positive result crashes the workspace (its node
-	// and SSH server die abruptly) that long after StartWorkspace returned.
-	CrashAfter func(startTook time.Duration) time.Duration
 	// DialTimeout bounds dialling a workspace's SSH server for a terminal,
 	// including coderd's node joining on first use (default 30s).
 	DialTimeout time.Duration
@@ -73,13 +72,23 @@ type Backend struct {
 	nodeSem chan struct{}
 	node    *tailnet.Node // guarded by nodeSem
 
-	mu     sync.Mutex
-	byID   map[string]*machine // by Coder workspace ID
-	agents map[string]*machine // by Coder agent ID
-	closed bool
+	mu       sync.Mutex
+	byID     map[string]*machine // by Coder workspace ID
+	agents   map[string]*machine // by Coder agent ID
+	starting map[string]*startOp // starts in flight, by Coder workspace ID
+	closed   bool
 }
 
-var _ codersim.Backend = (*Backend)(nil)
+// startOp is a StartWorkspace in flight.
+type startOp struct {
+	cancel  context.CancelFunc
+	stopped bool // StopWorkspace or Close came first: tear the machine down
+}
+
+var (
+	_ codersim.Backend     = (*Backend)(nil)
+	_ codersim.AgentEvents = (*Backend)(nil)
+)
 
 // New returns a backend. It does not touch the network: coderd's node
 // joins the tailnet on the first terminal.
@@ -100,7 +109,7 @@ func New(cfg Config) (*Backend, error) {
 		cfg.Logf = func(string, ...any) {}
 	}
 	return &Backend{cfg: cfg, nodeSem: make(chan struct{}, 1),
-		byID: map[string]*machine{}, agents: map[string]*machine{}}, nil
+		byID: map[string]*machine{}, agents: map[string]*machine{}, starting: map[string]*startOp{}}, nil
 }
 
 // machine is one running workspace of the backend.
@@ -110,7 +119,9 @@ type machine struct {
 	agentID string
 	name    string // lab workspace (and tailnet host) name
 	ws      *workspaces.Workspace
-	crash   *time.Timer
+	// connected is set when the simulator reports the agent connected
+	// (guarded by Backend.mu).
+	connected bool
 
 	mu      sync.Mutex
 	client  *ssh.Client // coderd's SSH connection, made on the first terminal
@@ -120,46 +131,68 @@ type machine struct {
 // StartWorkspace implements codersim.Backend: it starts a simulated
 // workspace named after the Coder workspace (with a suffix from the
 // workspace ID when another owner's workspace already has the name) and
-// returns once it is reachable over the tailnet.
+// returns once it is reachable over the tailnet. If StopWorkspace for the
+// same workspace or Close comes while it starts, the start is cancelled,
+// any workspace it brought up is stopped, and it returns an error.
 func (b *Backend) StartWorkspace(ctx context.Context, spec codersim.WorkspaceSpec) (codersim.Agent, error) {
 	if spec.WorkspaceID == "" {
 		return nil, errors.New("coderbackend: start: workspace spec without an ID")
 	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	op := &startOp{cancel: cancel}
 	b.mu.Lock()
-	closed, old := b.closed, b.byID[spec.WorkspaceID]
-	b.mu.Unlock()
-	if closed {
-		return nil, errors.New("coderbackend: start: backend closed")
+	closed, old, busy := b.closed, b.byID[spec.WorkspaceID], b.starting[spec.WorkspaceID] != nil
+	if !closed && !busy {
+		b.starting[spec.WorkspaceID] = op
 	}
+	b.mu.Unlock()
+	switch {
+	case closed:
+		return nil, errors.New("coderbackend: start: backend closed")
+	case busy:
+		return nil, fmt.Errorf("coderbackend: start workspace %s/%s: a start of this workspace is already in flight", spec.Owner, spec.Name)
+	}
+	defer func() {
+		b.mu.Lock()
+		delete(b.starting, spec.WorkspaceID)
+		b.mu.Unlock()
+	}()
 	if old != nil { // a start without a stop: replace the machine
 		if err := b.stopMachine(ctx, old); err != nil {
 			return nil, err
 		}
 	}
-	began := time.Now()
 	base := Hostname(spec.Name)
 	ws, err := b.cfg.Workspaces.Start(ctx, workspaces.WorkspaceSpec{Name: base})
 	if errors.Is(err, workspaces.ErrExists) {
 		ws, err = b.cfg.Workspaces.Start(ctx, workspaces.WorkspaceSpec{Name: suffixed(base, spec.WorkspaceID)})
 	}
 	if err != nil {
+		b.mu.Lock()
+		stopped := op.stopped
+		b.mu.Unlock()
+		if stopped {
+			return nil, fmt.Errorf("coderbackend: start workspace %s/%s: stopped while starting: %w", spec.Owner, spec.Name, err)
+		}
 		return nil, fmt.Errorf("coderbackend: start workspace %s/%s: %w", spec.Owner, spec.Name, err)
 	}
 	m := &machine{b: b, id: spec.WorkspaceID, agentID: spec.AgentID, name: ws.Name(), ws: ws}
 	b.mu.Lock()
-	if b.closed {
+	if b.closed || op.stopped {
+		why := "backend closed"
+		if !b.closed {
+			why = "stopped while starting"
+		}
 		b.mu.Unlock()
-		_ = b.cfg.Workspaces.Stop(context.Background(), m.name)
-		return nil, errors.New("coderbackend: start: backend closed")
+		if err := b.cfg.Workspaces.Stop(context.Background(), m.name); err != nil && !errors.Is(err, workspaces.ErrNotFound) {
+			b.cfg.Logf("coderbackend: stop workspace %s: %v", m.name, err)
+		}
+		return nil, fmt.Errorf("coderbackend: start workspace %s/%s: %s", spec.Owner, spec.Name, why)
 	}
 	b.byID[m.id] = m
 	if m.agentID != "" {
 		b.agents[m.agentID] = m
-	}
-	if b.cfg.CrashAfter != nil {
-		if d := b.cfg.CrashAfter(time.Since(began)); d > 0 {
-			m.crash = time.AfterFunc(d, func() { b.crashMachine(m) })
-		}
 	}
 	b.mu.Unlock()
 	b.cfg.Logf("coderbackend: workspace %s/%s started as %s (%s)", spec.Owner, spec.Name, m.name, ws.Addr())
@@ -168,15 +201,41 @@ func (b *Backend) StartWorkspace(ctx context.Context, spec codersim.WorkspaceSpe
 
 // StopWorkspace implements codersim.Backend: it stops the workspace
 // gracefully. A workspace that is not running (never started, stopped or
-// crashed) is not an error.
+// crashed) is not an error; one still starting has its start cancelled
+// (StartWorkspace then stops whatever it brought up and fails).
 func (b *Backend) StopWorkspace(ctx context.Context, spec codersim.WorkspaceSpec) error {
 	b.mu.Lock()
+	if op := b.starting[spec.WorkspaceID]; op != nil {
+		op.stopped = true
+		op.cancel()
+	}
 	m := b.byID[spec.WorkspaceID]
 	b.mu.Unlock()
 	if m == nil {
 		return nil
 	}
 	return b.stopMachine(ctx, m)
+}
+
+// AgentConnected implements codersim.AgentEvents: from now on
+// AgentWorkspace serves the agent.
+func (b *Backend) AgentConnected(spec codersim.WorkspaceSpec) {
+	b.mu.Lock()
+	if m := b.agents[spec.AgentID]; m != nil {
+		m.connected = true
+	}
+	b.mu.Unlock()
+}
+
+// AgentCrashed implements codersim.AgentEvents: the workspace running the
+// agent crashes (its node and SSH server die abruptly).
+func (b *Backend) AgentCrashed(spec codersim.WorkspaceSpec) {
+	b.mu.Lock()
+	m := b.agents[spec.AgentID]
+	b.mu.Unlock()
+	if m != nil {
+		b.crashMachine(m)
+	}
 }
 
 // forget removes m from the indexes; it reports false if m was already gone.
@@ -189,9 +248,6 @@ func (b *Backend) forget(m *machine) bool {
 	delete(b.byID, m.id)
 	if b.agents[m.agentID] == m {
 		delete(b.agents, m.agentID)
-	}
-	if m.crash != nil {
-		m.crash.Stop()
 	}
 	return true
 }
@@ -228,22 +284,28 @@ func (b *Backend) Running() int {
 }
 
 // AgentWorkspace returns the lab workspace that runs the agent with this
-// Coder agent ID (for its tailnet address and name).
+// Coder agent ID (for its tailnet address and name), once the simulator has
+// reported the agent connected and while its workspace runs.
 func (b *Backend) AgentWorkspace(agentID string) (*workspaces.Workspace, bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	m := b.agents[agentID]
-	if m == nil {
+	if m == nil || !m.connected {
 		return nil, false
 	}
 	return m.ws, true
 }
 
 // Close stops every workspace the backend started and takes coderd's node
-// off the tailnet. Later starts fail. It is idempotent.
+// off the tailnet. Starts in flight are cancelled (they stop what they
+// brought up) and later starts fail. It is idempotent.
 func (b *Backend) Close() error {
 	b.mu.Lock()
 	b.closed = true
+	for _, op := range b.starting {
+		op.stopped = true
+		op.cancel()
+	}
 	ms := make([]*machine, 0, len(b.byID))
 	for _, m := range b.byID {
 		ms = append(ms, m)

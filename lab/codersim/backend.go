@@ -44,16 +44,34 @@ type Agent interface {
 	OpenPTY(ctx context.Context, req PTYRequest) (io.ReadWriteCloser, error)
 }
 
-// Backend runs the machines behind workspaces. The simulator calls
-// StartWorkspace during a start build and StopWorkspace during a stop or
-// delete build (or when a started build is cancelled). Implementations must
-// be safe for concurrent use.
+// Backend runs the machines behind workspaces. As in Coder, where the
+// build job (terraform apply) ends once the resources exist and the agent
+// dials in when its machine has booted, the simulator calls StartWorkspace
+// when a start build's job has succeeded, and reports the agent connected
+// only after StartWorkspace has returned. It calls StopWorkspace during a
+// stop or delete build (after any start still in flight has returned), and
+// when the server closes. StartWorkspace's context is cancelled when a stop
+// or delete build or the server's Close overtakes the start; the simulator
+// then stops a machine that started anyway. Implementations must be safe
+// for concurrent use.
 type Backend interface {
 	// StartWorkspace brings up the workspace machine and returns its agent.
 	StartWorkspace(ctx context.Context, spec WorkspaceSpec) (Agent, error)
 	// StopWorkspace tears the workspace machine down. Stopping a workspace
 	// that is not running is not an error.
 	StopWorkspace(ctx context.Context, spec WorkspaceSpec) error
+}
+
+// AgentEvents is an optional interface of a Backend: the simulator tells
+// it when the agent of a started machine connects and when the
+// AgentCrashAfter fault disconnects it. spec.AgentID names the agent.
+type AgentEvents interface {
+	// AgentConnected is called just before the agent is reported connected
+	// (first_connected_at set).
+	AgentConnected(spec WorkspaceSpec)
+	// AgentCrashed is called when the agent-crash fault disconnects the
+	// agent: the machine should die abruptly.
+	AgentCrashed(spec WorkspaceSpec)
 }
 
 // MemBackend is an in-memory Backend: each workspace is a fake machine
@@ -81,7 +99,7 @@ func (b *MemBackend) StartWorkspace(ctx context.Context, spec WorkspaceSpec) (Ag
 	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	a := &memAgent{sessions: map[*memPTY]struct{}{}}
+	a := &memAgent{agentID: spec.AgentID, sessions: map[*memPTY]struct{}{}}
 	if old := b.running[spec.WorkspaceID]; old != nil {
 		old.stop()
 	}
@@ -101,7 +119,25 @@ func (b *MemBackend) StopWorkspace(_ context.Context, spec WorkspaceSpec) error 
 	return nil
 }
 
+// AgentConnected implements AgentEvents; it does nothing.
+func (b *MemBackend) AgentConnected(WorkspaceSpec) {}
+
+// AgentCrashed implements AgentEvents: the machine running that agent
+// stops at once (open terminal sessions end with EOF).
+func (b *MemBackend) AgentCrashed(spec WorkspaceSpec) {
+	b.mu.Lock()
+	a := b.running[spec.WorkspaceID]
+	if a == nil || a.agentID != spec.AgentID {
+		b.mu.Unlock()
+		return
+	}
+	delete(b.running, spec.WorkspaceID)
+	b.mu.Unlock()
+	a.stop()
+}
+
 type memAgent struct {
+	agentID  string
 	mu       sync.Mutex
 	stopped  bool
 	sessions map[*memPTY]struct{}

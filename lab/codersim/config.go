@@ -21,7 +21,9 @@ type Faults struct {
 	Build Latency
 	// BuildFailureRate is the probability (0–1) that a start build fails.
 	BuildFailureRate float64
-	// AgentConnect is build succeeded → agent "connected".
+	// AgentConnect is machine up → agent "connected": after a start build's
+	// job succeeds, the workspace machine starts (Backend.StartWorkspace) and
+	// its agent dials in this long after the machine is up.
 	AgentConnect Latency
 	// AgentReady is agent connected → lifecycle "ready".
 	AgentReady Latency
@@ -29,7 +31,8 @@ type Faults struct {
 	// "connecting" (then "timeout" after AgentConnectionTimeout).
 	AgentNeverConnectsRate float64
 	// AgentCrashAfter, if positive, disconnects every agent that long after
-	// it connected.
+	// it became ready; a backend that implements AgentEvents is told at that
+	// moment, so its machine can die with the agent.
 	AgentCrashAfter time.Duration
 	// APIErrorRate is the probability (0–1) that an authenticated API
 	// request (websockets excluded) fails with 500 before being processed.
@@ -99,6 +102,9 @@ type Config struct {
 	Version string
 	// Faults are the initial fault knobs.
 	Faults Faults
+	// Logf receives diagnostic logs, such as a workspace machine that failed
+	// to start; nil logs through the standard library's log package.
+	Logf func(format string, args ...any)
 }
 
 // Kubernetes returns a template modelled on Coder's example Kubernetes

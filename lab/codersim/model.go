@@ -79,6 +79,10 @@ type workspaceRec struct {
 	builds                               []*build
 	params                               map[string]string
 	deleted                              bool
+	// machine is the workspace machine of the last successful start build,
+	// from the moment its job completed until a stop or delete build (or
+	// Close) takes it to stop it; nil when no machine is up or starting.
+	machine *machineRun
 }
 
 func (w *workspaceRec) latest() *build { return w.builds[len(w.builds)-1] }

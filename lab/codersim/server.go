@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log"
 	mrand "math/rand/v2"
 	"net"
 	"net/http"
@@ -95,6 +96,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.AgentConnectionTimeout <= 0 {
 		cfg.AgentConnectionTimeout = 120 * time.Second
+	}
+	if cfg.Logf == nil {
+		cfg.Logf = log.Printf
 	}
 	if cfg.Version == "" {
 		cfg.Version = "v2.99.0-codersim"
@@ -180,7 +184,8 @@ func (s *Server) Faults() Faults {
 }
 
 // Close stops the server, cancels running builds and stops every running
-// workspace machine.
+// workspace machine; it waits for machine starts in flight and stops the
+// machines they bring up.
 func (s *Server) Close() error {
 	s.cancel()
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -189,17 +194,20 @@ func (s *Server) Close() error {
 	if err != nil {
 		_ = s.srv.Close()
 	}
-	s.wg.Wait()
+	s.wg.Wait() // builds, machine starts (overtaken: they stop what they started) and agents
 	s.mu.Lock()
-	var specs []WorkspaceSpec
+	var up []*machineRun
 	for _, w := range s.workspaces {
-		if !w.deleted && w.latest().transition == "start" && w.latest().job.status == "succeeded" {
-			specs = append(specs, s.specLocked(w, w.latest()))
+		if w.machine != nil {
+			up = append(up, w.machine)
+			w.machine = nil
 		}
 	}
 	s.mu.Unlock()
-	for _, sp := range specs {
-		_ = s.backend.StopWorkspace(context.Background(), sp)
+	for _, m := range up {
+		if m.impl != nil {
+			s.stopMachineNow(m.spec)
+		}
 	}
 	if errors.Is(err, context.DeadlineExceeded) {
 		return nil

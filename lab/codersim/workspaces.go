@@ -447,54 +447,45 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 }
 
 // runBuild drives a provisioner job: pending → running → succeeded, failed
-// or canceled.
+// or canceled. A start job only provisions: it succeeds after the build
+// latency, and the workspace machine starts afterwards (launchMachineLocked),
+// so the build duration excludes the machine's boot and the agent
+// connects later. A stop or delete job stops the machine, waiting for a
+// start still in flight.
 func (s *Server) runBuild(ctx context.Context, b *build) {
 	f := s.Faults()
 	queue, run := s.draw(f.BuildQueue), s.draw(f.Build)
 	fail := b.transition == "start" && f.BuildFailureRate > 0 && s.float() < f.BuildFailureRate
 	if !sleepCtx(ctx, queue) {
-		s.finishCanceled(b, nil)
+		s.finishCanceled(b)
 		return
 	}
 	s.mu.Lock()
-	now := time.Now().UTC()
+	startedAt := time.Now().UTC() // its own variable: the job's timestamps are pointers
 	b.job.status = "running"
-	b.job.startedAt = &now
-	b.updatedAt = now
+	b.job.startedAt = &startedAt
+	b.updatedAt = startedAt
 	ws := s.workspaces[b.workspaceID]
 	spec := s.specLocked(ws, b)
-	var agentIDs []string
-	if b.transition == "start" {
-		for range s.templates[ws.templateID].agents {
-			agentIDs = append(agentIDs, newUUID())
-		}
-		spec.AgentID = agentIDs[0]
-	}
 	s.mu.Unlock()
 
 	runStart := time.Now()
-	var impl Agent
 	var err error
-	switch {
-	case fail:
-	case b.transition == "start":
-		impl, err = s.backend.StartWorkspace(ctx, spec)
-	default:
-		err = s.backend.StopWorkspace(ctx, spec)
+	if b.transition != "start" {
+		err = s.takeMachine(ctx, ws, spec)
 	}
 	if ctx.Err() != nil || !sleepCtx(ctx, run-time.Since(runStart)) {
-		s.finishCanceled(b, &spec)
+		s.finishCanceled(b)
 		return
 	}
 
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	if b.job.status == "canceling" { // cancelled after the job's work was done
-		s.mu.Unlock()
-		s.finishCanceled(b, &spec)
+		s.finishCanceledLocked(b)
 		return
 	}
-	defer s.mu.Unlock()
-	now = time.Now().UTC()
+	now := time.Now().UTC()
 	b.updatedAt = now
 	b.job.completedAt = &now
 	switch {
@@ -510,15 +501,19 @@ func (s *Server) runBuild(ctx context.Context, b *build) {
 	b.job.status = "succeeded"
 	switch b.transition {
 	case "start":
+		s.agentsOffLocked(ws, b, now) // the new machine replaces any earlier one
 		res := &resource{id: newUUID(), jobID: b.job.id, transition: "start", typ: "kubernetes_deployment", name: "main", createdAt: now}
-		for i, name := range s.templates[ws.templateID].agents {
-			a := &agent{id: agentIDs[i], name: name, resourceID: res.id, createdAt: now, updatedAt: now,
-				lifecycle: "created", impl: impl, workspaceID: ws.id}
+		var agents []*agent
+		for _, name := range s.templates[ws.templateID].agents {
+			a := &agent{id: newUUID(), name: name, resourceID: res.id, createdAt: now, updatedAt: now,
+				lifecycle: "created", workspaceID: ws.id}
 			res.agents = append(res.agents, a)
 			s.agents[a.id] = a
-			s.scheduleAgentLocked(a)
+			agents = append(agents, a)
 		}
 		b.resources = []*resource{res}
+		spec.AgentID = agents[0].id
+		s.launchMachineLocked(ws, spec, agents)
 	case "stop":
 		b.resources = []*resource{{id: newUUID(), jobID: b.job.id, transition: "stop", typ: "kubernetes_persistent_volume_claim", name: "home", createdAt: now}}
 		s.agentsOffLocked(ws, b, now)
@@ -550,12 +545,13 @@ func (s *Server) agentsOffLocked(ws *workspaceRec, cur *build, now time.Time) {
 	}
 }
 
-func (s *Server) finishCanceled(b *build, spec *WorkspaceSpec) {
-	if spec != nil && b.transition == "start" {
-		_ = s.backend.StopWorkspace(context.Background(), *spec)
-	}
+func (s *Server) finishCanceled(b *build) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.finishCanceledLocked(b)
+}
+
+func (s *Server) finishCanceledLocked(b *build) {
 	now := time.Now().UTC()
 	b.job.status = "canceled"
 	if b.job.canceledAt == nil {
@@ -564,54 +560,4 @@ func (s *Server) finishCanceled(b *build, spec *WorkspaceSpec) {
 	b.job.completedAt = &now
 	b.job.errMsg = "canceled"
 	b.updatedAt = now
-}
-
-// scheduleAgentLocked connects the agent (unless the fault says it never
-// does), makes it ready and, with AgentCrashAfter, disconnects it later.
-func (s *Server) scheduleAgentLocked(a *agent) {
-	f := s.faults
-	if f.AgentNeverConnectsRate > 0 && s.float() < f.AgentNeverConnectsRate {
-		return
-	}
-	connect, ready := s.draw(f.AgentConnect), s.draw(f.AgentReady)
-	s.wg.Add(1)
-	go func() {
-		defer s.wg.Done()
-		if !sleepCtx(s.ctx, connect) {
-			return
-		}
-		s.mu.Lock()
-		if a.lifecycle == "off" {
-			s.mu.Unlock()
-			return
-		}
-		now := time.Now().UTC()
-		a.firstConnectedAt, a.lastConnectedAt, a.startedAt = &now, &now, &now
-		a.lifecycle = "starting"
-		a.updatedAt = now
-		s.mu.Unlock()
-		if !sleepCtx(s.ctx, ready) {
-			return
-		}
-		s.mu.Lock()
-		if a.lifecycle == "off" {
-			s.mu.Unlock()
-			return
-		}
-		now = time.Now().UTC()
-		a.lifecycle = "ready"
-		a.readyAt = &now
-		a.updatedAt = now
-		s.mu.Unlock()
-		if f.AgentCrashAfter <= 0 || !sleepCtx(s.ctx, f.AgentCrashAfter) {
-			return
-		}
-		s.mu.Lock()
-		if a.lifecycle != "off" {
-			now = time.Now().UTC()
-			a.disconnectedAt = &now
-			a.updatedAt = now
-		}
-		s.mu.Unlock()
-	}()
 }
