@@ -1,7 +1,6 @@
 package cdeload
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -19,6 +18,7 @@ import (
 	"github.com/cdeload/cdeload/engine/lib"
 	"github.com/cdeload/cdeload/engine/metrics"
 	"github.com/cdeload/cdeload/engine/modules"
+	"github.com/cdeload/cdeload/internal/syncbuf"
 	"github.com/cdeload/cdeload/lab/tailnetlab/egressguard"
 )
 
@@ -27,23 +27,15 @@ import (
 // is closed here, the way the host closes modules after a run. An egress
 // guard catches any HTTP request headed off the machine.
 func TestMain(m *testing.M) {
-	guard, err := egressguard.Start()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(2)
-	}
-	code := m.Run()
-	mod, _ := modules.Lookup(ImportPath)
-	if err := mod.(io.Closer).Close(); err != nil {
-		fmt.Fprintln(os.Stderr, "closing the module:", err)
-		code = 1
-	}
-	if reqs := guard.Requests(); len(reqs) > 0 {
-		fmt.Fprintf(os.Stderr, "FAIL: stray egress through the guard proxy: %q\n", reqs)
-		code = 1
-	}
-	guard.Close()
-	os.Exit(code)
+	os.Exit(egressguard.Run(func() int {
+		code := m.Run()
+		mod, _ := modules.Lookup(ImportPath)
+		if err := mod.(io.Closer).Close(); err != nil {
+			fmt.Fprintln(os.Stderr, "closing the module:", err)
+			code = 1
+		}
+		return code
+	}))
 }
 
 // reports receives values from scripts through k6/x/cdeloadtest's
@@ -121,24 +113,6 @@ func (s *sink) sum(name string) float64 {
 	return v
 }
 
-// syncBuffer is a goroutine-safe buffer for console output.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 type control struct{}
 
 func (control) Abort(string)                {}
@@ -151,18 +125,18 @@ type run struct {
 	t       *testing.T
 	id      string
 	sink    *sink
-	console *syncBuffer
+	console *syncbuf.Buffer
 }
 
 // parse writes src to a temp dir and parses it (VU 0 runs the init code).
-func parse(t *testing.T, src string, env map[string]string) (*js.Script, *syncBuffer, error) {
+func parse(t *testing.T, src string, env map[string]string) (*js.Script, *syncbuf.Buffer, error) {
 	t.Helper()
 	dir := t.TempDir()
 	file := filepath.Join(dir, "test.js")
 	if err := os.WriteFile(file, []byte(src), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	console := &syncBuffer{}
+	console := &syncbuf.Buffer{}
 	s, err := js.Parse(context.Background(), js.Config{
 		Filename: file, Env: env, Console: console,
 		RunTags: metrics.NewTagSet(map[string]string{"testid": "cdeload"}),

@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/cdeload/cdeload/internal/syncbuf"
 	"github.com/cdeload/cdeload/lab"
 	"github.com/cdeload/cdeload/lab/codersim"
 	"github.com/cdeload/cdeload/tailnet"
@@ -356,7 +357,7 @@ func TestCoderAgentCrashFaultCrashesTheWorkspace(t *testing.T) {
 
 func TestServePrintsCoderExports(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
-	var out syncBuffer
+	var out syncbuf.Buffer
 	var got *lab.Lab
 	done := make(chan error, 1)
 	go func() {

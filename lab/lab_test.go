@@ -1,41 +1,26 @@
 package lab_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
 
+	"github.com/cdeload/cdeload/internal/syncbuf"
 	"github.com/cdeload/cdeload/lab"
 	"github.com/cdeload/cdeload/lab/tailnetlab/egressguard"
 	"github.com/cdeload/cdeload/tailnet"
 )
 
-func TestMain(m *testing.M) {
-	guard, err := egressguard.Start()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(2)
-	}
-	code := m.Run()
-	if reqs := guard.Requests(); len(reqs) > 0 {
-		fmt.Fprintf(os.Stderr, "FAIL: stray egress: %q\n", reqs)
-		code = 1
-	}
-	guard.Close()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(egressguard.Run(m.Run)) }
 
 func do(t *testing.T, method, url, body string, wantCode int, out any) {
 	t.Helper()
@@ -145,27 +130,9 @@ func TestStartRefusesNonLoopback(t *testing.T) {
 	}
 }
 
-// syncBuffer is a goroutine-safe bytes.Buffer.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func TestServePrintsExportsAndStops(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
-	var out syncBuffer
+	var out syncbuf.Buffer
 	keyFile := filepath.Join(t.TempDir(), "id")
 	done := make(chan error, 1)
 	go func() {

@@ -21,24 +21,16 @@ import (
 var lab *tailnetlab.Lab
 
 func TestMain(m *testing.M) {
-	guard, err := egressguard.Start()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(2)
-	}
-	lab, err = tailnetlab.Start(context.Background(), tailnetlab.Config{})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(2)
-	}
-	code := m.Run()
-	lab.Close()
-	if reqs := guard.Requests(); len(reqs) > 0 {
-		fmt.Fprintf(os.Stderr, "FAIL: stray egress through the guard proxy: %q\n", reqs)
-		code = 1
-	}
-	guard.Close()
-	os.Exit(code)
+	os.Exit(egressguard.Run(func() int {
+		var err error
+		lab, err = tailnetlab.Start(context.Background(), tailnetlab.Config{})
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 2
+		}
+		defer lab.Close()
+		return m.Run()
+	}))
 }
 
 func cfg(name string, tags ...string) tailnet.Config {

@@ -158,28 +158,12 @@ func archiveCommand(ctx context.Context, s *stdio, args []string) int {
 			return int(lib.ExitUnknown)
 		}
 	}
-	cfgPath := f.config
-	if cfgPath == "" {
-		cfgPath = s.env["K6_CONFIG"]
-	}
-	cf, err := loadConfigFile(cfgPath)
+	p, err := parseScript(ctx, s, f, log)
 	if err != nil {
 		return fail(log, err)
 	}
-	runEnv, err := f.scriptEnv(s.env)
-	if err != nil {
-		return fail(log, err)
-	}
-	src, err := openSource(s, f.fs.Arg(0), f.scriptType)
-	if err != nil {
-		return fail(log, err)
-	}
-	env := src.env(runEnv)
-	script, err := loadScript(ctx, s, src, env, nil, nil, log, nil, f.verbose)
-	if err != nil {
-		return fail(log, err)
-	}
-	opts, err := mergeOptions(log, f, cf, src.options(script), s.env)
+	src, env, script := p.src, p.env, p.script
+	opts, err := mergeOptions(log, f, p.config, src.options(script), s.env)
 	if err != nil {
 		return fail(log, err)
 	}

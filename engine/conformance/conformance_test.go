@@ -17,6 +17,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/cdeload/cdeload/internal/syncbuf"
 )
 
 var binary string
@@ -93,7 +95,7 @@ func cdeload(t *testing.T, env []string, args ...string) *result {
 
 type proc struct {
 	cmd            *exec.Cmd
-	stdout, stderr *syncBuffer
+	stdout, stderr *syncbuf.Buffer
 	began          time.Time
 	cancel         context.CancelFunc
 }
@@ -104,7 +106,7 @@ func start(t *testing.T, env []string, args ...string) *proc {
 	cmd := exec.CommandContext(ctx, binary, args...)
 	cmd.Dir = "testdata"
 	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}, env...)
-	p := &proc{cmd: cmd, stdout: &syncBuffer{}, stderr: &syncBuffer{}, began: time.Now(), cancel: cancel}
+	p := &proc{cmd: cmd, stdout: &syncbuf.Buffer{}, stderr: &syncbuf.Buffer{}, began: time.Now(), cancel: cancel}
 	cmd.Stdout = p.stdout
 	cmd.Stderr = p.stderr
 	if err := cmd.Start(); err != nil {

@@ -5,7 +5,30 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+
+	"github.com/cdeload/cdeload/engine/lib"
 )
+
+// startVU takes a VU from the pool (waiting until regCtx ends at the
+// most), activates it for the scenario under hardCtx until loop returns,
+// and runs loop on it, with the VU's id, in a goroutine counted in wg. The
+// error is the pool's when it had no VU in time.
+func (b *base) startVU(regCtx, hardCtx context.Context, wg *sync.WaitGroup, loop func(avu lib.ActiveVU, vuID uint64)) error {
+	vu, err := b.env.Pool.Get(regCtx)
+	if err != nil {
+		return err
+	}
+	id := vu.ID()
+	actx, acancel := context.WithCancel(hardCtx)
+	avu := b.activate(actx, vu)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer acancel()
+		loop(avu, id)
+	}()
+	return nil
+}
 
 // sharedIterations: vus VUs take iterations from one shared counter.
 type sharedIterations struct {
@@ -19,23 +42,17 @@ func (e *sharedIterations) Run(ctx context.Context) error {
 	total := e.sc.Iterations
 	var wg sync.WaitGroup
 	for range e.sc.VUs {
-		vu, err := e.env.Pool.Get(regCtx)
-		if err != nil {
-			break
-		}
-		actx, acancel := context.WithCancel(hardCtx)
-		avu := e.activate(actx, vu)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer acancel()
+		err := e.startVU(regCtx, hardCtx, &wg, func(avu lib.ActiveVU, _ uint64) {
 			for regCtx.Err() == nil {
 				if e.claimed.Add(1) > total {
 					return
 				}
 				e.iterate(hardCtx, avu)
 			}
-		}()
+		})
+		if err != nil {
+			break
+		}
 	}
 	wg.Wait()
 	cancel()
@@ -57,24 +74,16 @@ func (e *perVUIterations) Run(ctx context.Context) error {
 	defer cancel()
 	var wg sync.WaitGroup
 	for range e.sc.VUs {
-		vu, err := e.env.Pool.Get(regCtx)
-		if err != nil {
-			e.dropped(e.sc.Iterations, 0)
-			continue
-		}
-		id := vu.ID()
-		actx, acancel := context.WithCancel(hardCtx)
-		avu := e.activate(actx, vu)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer acancel()
+		err := e.startVU(regCtx, hardCtx, &wg, func(avu lib.ActiveVU, id uint64) {
 			var n int64
 			for ; n < e.sc.Iterations && regCtx.Err() == nil; n++ {
 				e.iterate(hardCtx, avu)
 			}
 			e.dropped(e.sc.Iterations-n, id)
-		}()
+		})
+		if err != nil {
+			e.dropped(e.sc.Iterations, 0)
+		}
 	}
 	wg.Wait()
 	cancel()
@@ -96,20 +105,14 @@ func (e *constantVUs) Run(ctx context.Context) error {
 	defer cancel()
 	var wg sync.WaitGroup
 	for range e.sc.VUs {
-		vu, err := e.env.Pool.Get(regCtx)
-		if err != nil {
-			break
-		}
-		actx, acancel := context.WithCancel(hardCtx)
-		avu := e.activate(actx, vu)
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			defer acancel()
+		err := e.startVU(regCtx, hardCtx, &wg, func(avu lib.ActiveVU, _ uint64) {
 			for regCtx.Err() == nil {
 				e.iterate(hardCtx, avu)
 			}
-		}()
+		})
+		if err != nil {
+			break
+		}
 	}
 	wg.Wait()
 	cancel()

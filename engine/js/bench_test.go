@@ -13,6 +13,7 @@ import (
 
 	"github.com/cdeload/cdeload/engine/lib"
 	"github.com/cdeload/cdeload/engine/metrics"
+	"github.com/cdeload/cdeload/internal/syncbuf"
 )
 
 const trivialScript = `import { check } from 'k6';
@@ -24,7 +25,7 @@ export default function () { check(1, { ok: true }); }
 func benchEnv(b *testing.B, src string, envVars map[string]string) (*Runner, chan metrics.Samples) {
 	b.Helper()
 	p := writeScript(b, map[string]string{"main.js": src}, "main.js")
-	s, err := Parse(context.Background(), Config{Filename: p, Env: envVars, Console: &syncBuffer{}})
+	s, err := Parse(context.Background(), Config{Filename: p, Env: envVars, Console: &syncbuf.Buffer{}})
 	if err != nil {
 		b.Fatal(err)
 	}

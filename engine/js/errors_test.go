@@ -10,12 +10,13 @@ import (
 	"time"
 
 	"github.com/cdeload/cdeload/engine/lib"
+	"github.com/cdeload/cdeload/internal/syncbuf"
 )
 
 func parseErr(t *testing.T, files map[string]string) error {
 	t.Helper()
 	p := writeScript(t, files, "main.js")
-	_, err := Parse(context.Background(), Config{Filename: p, Console: &syncBuffer{}})
+	_, err := Parse(context.Background(), Config{Filename: p, Console: &syncbuf.Buffer{}})
 	if err == nil {
 		t.Fatal("Parse succeeded, want an error")
 	}
@@ -216,7 +217,7 @@ func TestArchiveFilesAndSource(t *testing.T) {
 		}
 		moved[filepath.Join("/nonexistent/archive", rel)] = v
 	}
-	s, err := Parse(context.Background(), Config{Filename: "/nonexistent/archive/basic.js", Files: moved, Console: &syncBuffer{}})
+	s, err := Parse(context.Background(), Config{Filename: "/nonexistent/archive/basic.js", Files: moved, Console: &syncbuf.Buffer{}})
 	if err != nil {
 		t.Fatalf("Parse from Files: %v", err)
 	}
@@ -225,7 +226,7 @@ func TestArchiveFilesAndSource(t *testing.T) {
 	}
 	// Source overrides the entry file's content.
 	src := []byte("export default function () {}\nexport function other() {}\n")
-	s, err = Parse(context.Background(), Config{Filename: filepath.Join(t.TempDir(), "inline.js"), Source: src, Console: &syncBuffer{}})
+	s, err = Parse(context.Background(), Config{Filename: filepath.Join(t.TempDir(), "inline.js"), Source: src, Console: &syncbuf.Buffer{}})
 	if err != nil || len(s.Exports()) != 2 {
 		t.Fatalf("Parse with Source: %v %v", err, s)
 	}

@@ -1,7 +1,6 @@
 package js
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"os"
@@ -12,6 +11,7 @@ import (
 
 	"github.com/cdeload/cdeload/engine/lib"
 	"github.com/cdeload/cdeload/engine/metrics"
+	"github.com/cdeload/cdeload/internal/syncbuf"
 )
 
 // sink drains a sample channel into a slice.
@@ -76,28 +76,10 @@ func (c *control) Instance() lib.InstanceStats {
 }
 func (c *control) Options() json.RawMessage { return c.opts }
 
-// syncBuffer is a goroutine-safe bytes.Buffer for console output.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 type env struct {
 	script  *Script
 	runner  *Runner
-	console *syncBuffer
+	console *syncbuf.Buffer
 	ctl     *control
 	sink    *sink
 }
@@ -108,7 +90,7 @@ func load(t testing.TB, file string, mods ...func(*Config)) *env {
 	if !filepath.IsAbs(file) {
 		file = filepath.Join("testdata", file)
 	}
-	e := &env{console: &syncBuffer{}, ctl: &control{opts: json.RawMessage(`{"vus":3}`)}}
+	e := &env{console: &syncbuf.Buffer{}, ctl: &control{opts: json.RawMessage(`{"vus":3}`)}}
 	cfg := Config{
 		Filename: file,
 		Env:      map[string]string{"FOO": "bar"},

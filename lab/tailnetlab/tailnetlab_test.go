@@ -3,7 +3,6 @@ package tailnetlab_test
 import (
 	"context"
 	"errors"
-	"fmt"
 	"os"
 	"strings"
 	"testing"
@@ -14,20 +13,7 @@ import (
 	"github.com/cdeload/cdeload/tailnet"
 )
 
-func TestMain(m *testing.M) {
-	guard, err := egressguard.Start()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(2)
-	}
-	code := m.Run()
-	if reqs := guard.Requests(); len(reqs) > 0 {
-		fmt.Fprintf(os.Stderr, "FAIL: stray egress: %q\n", reqs)
-		code = 1
-	}
-	guard.Close()
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(egressguard.Run(m.Run)) }
 
 func start(t *testing.T, cfg tailnetlab.Config) *tailnetlab.Lab {
 	t.Helper()

@@ -2,7 +2,6 @@ package derponlytest_test
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"os"
 	"testing"
@@ -15,18 +14,7 @@ import (
 
 func TestMain(m *testing.M) {
 	tailnet.ForceDERPOnly()
-	guard, err := egressguard.Start()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(2)
-	}
-	code := m.Run()
-	if reqs := guard.Requests(); len(reqs) > 0 {
-		fmt.Fprintf(os.Stderr, "FAIL: stray egress: %q\n", reqs)
-		code = 1
-	}
-	guard.Close()
-	os.Exit(code)
+	os.Exit(egressguard.Run(m.Run))
 }
 
 func TestPathStaysDERP(t *testing.T) {

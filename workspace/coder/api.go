@@ -9,6 +9,22 @@ import (
 
 func esc(s string) string { return url.PathEscape(s) }
 
+// pageQuery encodes the q, offset and limit parameters of a paged list,
+// leaving out those that are empty or zero.
+func pageQuery(query string, offset, limit int) string {
+	v := url.Values{}
+	if query != "" {
+		v.Set("q", query)
+	}
+	if offset > 0 {
+		v.Set("offset", strconv.Itoa(offset))
+	}
+	if limit > 0 {
+		v.Set("limit", strconv.Itoa(limit))
+	}
+	return v.Encode()
+}
+
 // BuildInfo calls GET /api/v2/buildinfo.
 func (c *Client) BuildInfo(ctx context.Context) (BuildInfo, error) {
 	var out BuildInfo
@@ -28,18 +44,8 @@ func (c *Client) User(ctx context.Context, user string) (User, error) {
 
 // Users calls GET /api/v2/users?q=query with paging.
 func (c *Client) Users(ctx context.Context, query string, offset, limit int) (GetUsersResponse, error) {
-	v := url.Values{}
-	if query != "" {
-		v.Set("q", query)
-	}
-	if offset > 0 {
-		v.Set("offset", strconv.Itoa(offset))
-	}
-	if limit > 0 {
-		v.Set("limit", strconv.Itoa(limit))
-	}
 	var out GetUsersResponse
-	return out, c.Do(ctx, http.MethodGet, "/api/v2/users?"+v.Encode(), nil, &out)
+	return out, c.Do(ctx, http.MethodGet, "/api/v2/users?"+pageQuery(query, offset, limit), nil, &out)
 }
 
 // CreateUser calls POST /api/v2/users.
@@ -111,18 +117,8 @@ func (c *Client) WorkspaceByOwnerAndName(ctx context.Context, owner, name string
 
 // Workspaces calls GET /api/v2/workspaces?q=query with paging.
 func (c *Client) Workspaces(ctx context.Context, query string, offset, limit int) (WorkspacesResponse, error) {
-	v := url.Values{}
-	if query != "" {
-		v.Set("q", query)
-	}
-	if offset > 0 {
-		v.Set("offset", strconv.Itoa(offset))
-	}
-	if limit > 0 {
-		v.Set("limit", strconv.Itoa(limit))
-	}
 	var out WorkspacesResponse
-	return out, c.Do(ctx, http.MethodGet, "/api/v2/workspaces?"+v.Encode(), nil, &out)
+	return out, c.Do(ctx, http.MethodGet, "/api/v2/workspaces?"+pageQuery(query, offset, limit), nil, &out)
 }
 
 // WorkspaceBuild calls GET /api/v2/workspacebuilds/{id}.

@@ -21,6 +21,7 @@ import (
 
 	"github.com/cdeload/cdeload/engine/metrics"
 	"github.com/cdeload/cdeload/engine/output"
+	"github.com/cdeload/cdeload/engine/output/flusher"
 )
 
 // Name is the output type on the command line.
@@ -62,11 +63,9 @@ type Output struct {
 	cfg    Config
 	logger *slog.Logger
 
-	mu      sync.Mutex
-	pending []metrics.Samples
-	spare   []metrics.Samples
+	flusher *flusher.Flusher
 
-	// Owned by the writing goroutine (and Stop after it ended).
+	// Owned by the flusher's write calls.
 	file     *os.File
 	gz       *gzip.Writer
 	bw       *bufio.Writer
@@ -74,8 +73,6 @@ type Output struct {
 	row      []string
 	writeErr error
 
-	stop     chan struct{}
-	done     chan struct{}
 	started  bool
 	stopOnce sync.Once
 }
@@ -85,13 +82,13 @@ func New(cfg Config, logger *slog.Logger) *Output {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Output{
+	o := &Output{
 		cfg:    cfg,
 		logger: logger.With("output", Name),
 		row:    make([]string, len(Header())),
-		stop:   make(chan struct{}),
-		done:   make(chan struct{}),
 	}
+	o.flusher = flusher.New(cfg.SaveInterval, o.write)
+	return o
 }
 
 // Description names the output and its file.
@@ -119,15 +116,13 @@ func (o *Output) Start() error {
 		return fmt.Errorf("csv output: writing the header to %s: %w", o.cfg.FileName, err)
 	}
 	o.started = true
-	go o.run()
+	o.flusher.Start()
 	return nil
 }
 
 // AddMetricSamples buffers samples; they are written every saveInterval.
 func (o *Output) AddMetricSamples(batches []metrics.Samples) {
-	o.mu.Lock()
-	o.pending = append(o.pending, batches...)
-	o.mu.Unlock()
+	o.flusher.Add(batches)
 }
 
 // Stop writes what is buffered and closes the file.
@@ -137,33 +132,14 @@ func (o *Output) Stop() error {
 		if !o.started {
 			return
 		}
-		close(o.stop)
-		<-o.done
-		o.flush()
+		o.flusher.Stop()
 		err = o.close()
 	})
 	return err
 }
 
-func (o *Output) run() {
-	defer close(o.done)
-	t := time.NewTicker(o.cfg.SaveInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-t.C:
-			o.flush()
-		case <-o.stop:
-			return
-		}
-	}
-}
-
-func (o *Output) flush() {
-	o.mu.Lock()
-	batch := o.pending
-	o.pending = o.spare[:0]
-	o.mu.Unlock()
+// write writes the rows of batch and flushes them to the file.
+func (o *Output) write(batch []metrics.Samples) {
 	for _, samples := range batch {
 		for i := range samples {
 			if samples[i].Metric == nil {
@@ -172,10 +148,6 @@ func (o *Output) flush() {
 			_ = o.w.Write(o.fillRow(&samples[i]))
 		}
 	}
-	clear(batch)
-	o.mu.Lock()
-	o.spare = batch[:0]
-	o.mu.Unlock()
 	o.w.Flush()
 	err := o.w.Error()
 	if err == nil {

@@ -23,6 +23,7 @@ import (
 
 	"github.com/cdeload/cdeload/engine/metrics"
 	"github.com/cdeload/cdeload/engine/output"
+	"github.com/cdeload/cdeload/engine/output/flusher"
 )
 
 // Name is the output type on the command line.
@@ -41,11 +42,9 @@ type Output struct {
 	stdout   io.Writer
 	logger   *slog.Logger
 
-	mu      sync.Mutex
-	pending []metrics.Samples
-	spare   []metrics.Samples
+	flusher *flusher.Flusher
 
-	// Owned by the flushing goroutine (and Stop after it ended).
+	// Owned by the flusher's write calls.
 	file       *os.File
 	gz         *gzip.Writer
 	w          *bufio.Writer
@@ -56,8 +55,6 @@ type Output struct {
 	skipped    uint64
 	writeErr   error
 
-	stop     chan struct{}
-	done     chan struct{}
 	started  bool
 	stopOnce sync.Once
 }
@@ -77,16 +74,16 @@ func New(p output.Params) (*Output, error) {
 	if stdout == nil {
 		stdout = os.Stdout
 	}
-	return &Output{
+	o := &Output{
 		fileName:   p.Arg,
 		stdout:     stdout,
 		logger:     logger.With("output", Name),
 		seen:       map[*metrics.Metric]bool{},
 		thresholds: map[string][]string{},
 		submetrics: map[string][]submetric{},
-		stop:       make(chan struct{}),
-		done:       make(chan struct{}),
-	}, nil
+	}
+	o.flusher = flusher.New(FlushInterval, o.write)
+	return o, nil
 }
 
 // Description names the output and its file.
@@ -146,15 +143,13 @@ func (o *Output) Start() error {
 	}
 	o.w = bufio.NewWriterSize(dst, 64<<10)
 	o.started = true
-	go o.run()
+	o.flusher.Start()
 	return nil
 }
 
 // AddMetricSamples buffers samples; they are written within a second.
 func (o *Output) AddMetricSamples(batches []metrics.Samples) {
-	o.mu.Lock()
-	o.pending = append(o.pending, batches...)
-	o.mu.Unlock()
+	o.flusher.Add(batches)
 }
 
 // Stop writes what is buffered and closes the file.
@@ -164,42 +159,19 @@ func (o *Output) Stop() error {
 		if !o.started {
 			return
 		}
-		close(o.stop)
-		<-o.done
-		o.flush()
+		o.flusher.Stop()
 		err = o.close()
 	})
 	return err
 }
 
-func (o *Output) run() {
-	defer close(o.done)
-	t := time.NewTicker(FlushInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-t.C:
-			o.flush()
-		case <-o.stop:
-			return
-		}
-	}
-}
-
-func (o *Output) flush() {
-	o.mu.Lock()
-	batch := o.pending
-	o.pending = o.spare[:0]
-	o.mu.Unlock()
+// write writes the lines of batch and flushes them to the file.
+func (o *Output) write(batch []metrics.Samples) {
 	for _, samples := range batch {
 		for i := range samples {
 			o.writeSample(&samples[i])
 		}
 	}
-	clear(batch)
-	o.mu.Lock()
-	o.spare = batch[:0]
-	o.mu.Unlock()
 	if err := o.w.Flush(); err != nil && o.writeErr == nil {
 		o.writeErr = err
 		o.logger.Error("json output: writing failed", "file", o.fileName, "error", err)

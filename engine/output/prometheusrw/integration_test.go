@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/cdeload/cdeload/engine/metrics"
+	"github.com/cdeload/cdeload/engine/output/prometheusrw/promtest"
+	"github.com/cdeload/cdeload/internal/syncbuf"
 )
 
 // waitFor polls cond for at most d.
@@ -34,9 +36,9 @@ func approx(a, b float64) bool {
 
 // expectSeries asserts that query q returns exactly one series with the
 // given labels (besides __name__) and value.
-func expectSeries(t *testing.T, p *promServer, q string, at time.Time, labels map[string]string, want float64) {
+func expectSeries(t *testing.T, p *promtest.Server, q string, at time.Time, labels map[string]string, want float64) {
 	t.Helper()
-	res := p.query(t, q, at)
+	res := p.QueryAt(t, q, at)
 	if len(res) != 1 {
 		t.Fatalf("%s: got %d series %v, want 1", q, len(res), res)
 	}
@@ -55,9 +57,9 @@ func expectSeries(t *testing.T, p *promServer, q string, at time.Time, labels ma
 }
 
 func TestRealPrometheusAllMetricTypes(t *testing.T) {
-	prom := startPrometheus(t)
+	prom := promtest.Start(t)
 	cfg, err := ParseConfig(nil, map[string]string{
-		"K6_PROMETHEUS_RW_SERVER_URL":    prom.base + "/api/v1/write",
+		"K6_PROMETHEUS_RW_SERVER_URL":    prom.URL + "/api/v1/write",
 		"K6_PROMETHEUS_RW_PUSH_INTERVAL": "100ms",
 		"K6_PROMETHEUS_RW_TREND_STATS":   "p(95),p(99.9),avg,min,max,med,count,sum",
 		"K6_PROMETHEUS_RW_STALE_MARKERS": "true",
@@ -125,7 +127,7 @@ func TestRealPrometheusAllMetricTypes(t *testing.T) {
 		t.Fatal(err)
 	}
 	if s := out.Stats(); s.FailedPushes != 0 {
-		t.Fatalf("failed pushes: %+v\nprometheus log:\n%s", s, prom.log.String())
+		t.Fatalf("failed pushes: %+v\nprometheus log:\n%s", s, prom.Log())
 	}
 
 	queryAt := t0.Add(time.Second) // after every sample, before the stale markers
@@ -158,16 +160,16 @@ func TestRealPrometheusAllMetricTypes(t *testing.T) {
 
 	// Metadata never becomes a label: no series has vu, iter or workspace.
 	for _, l := range []string{"vu", "iter", "workspace", "empty"} {
-		if res := prom.query(t, `{`+l+`!=""}`, queryAt); len(res) != 0 {
+		if res := prom.QueryAt(t, `{`+l+`!=""}`, queryAt); len(res) != 0 {
 			t.Errorf("series with label %s: %v", l, res)
 		}
 	}
 	// Stale markers: after Stop, the series are gone from instant queries.
-	if res := prom.query(t, `{testid="it-1"}`, time.Now().Add(time.Second)); len(res) != 0 {
+	if res := prom.QueryAt(t, `{testid="it-1"}`, time.Now().Add(time.Second)); len(res) != 0 {
 		t.Errorf("series still present after stale markers: %v", res)
 	}
 	// 2 reqs + data_sent + vus + checks + 8 stats for each of the 2 trends.
-	if res := prom.query(t, `count({testid="it-1"})`, queryAt); len(res) != 1 || res[0].Value != 21 {
+	if res := prom.QueryAt(t, `count({testid="it-1"})`, queryAt); len(res) != 1 || res[0].Value != 21 {
 		t.Errorf("series count before stale = %v, want 21", res)
 	}
 }
@@ -197,12 +199,12 @@ func (f *flakyProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func TestRealPrometheusRemoteEndFailsThenRecovers(t *testing.T) {
-	prom := startPrometheus(t)
-	target, _ := url.Parse(prom.base)
+	prom := promtest.Start(t)
+	target, _ := url.Parse(prom.URL)
 	proxy := &flakyProxy{failN: 3, target: httputil.NewSingleHostReverseProxy(target)}
 	srv := newLoopbackServer(t, proxy)
 
-	var logs lockedBuffer
+	var logs syncbuf.Buffer
 	logger := slog.New(slog.NewTextHandler(&logs, nil))
 	cfg, err := ParseConfig(nil, nil,
 		"url="+srv+"/api/v1/write,pushInterval=50ms,username=alice,password=s3cr3t-pw,headers.X-Scope-OrgID=team-a")

@@ -61,3 +61,24 @@ func (g *Guard) Requests() []string {
 
 // Close stops the proxy.
 func (g *Guard) Close() error { return g.srv.Close() }
+
+// Run starts a guard, calls run (typically a TestMain's m.Run, or a
+// function that sets up, runs the tests and tears down) and returns run's
+// exit code, or 1 if the guard recorded any request, or 2 if the guard
+// could not start. Failures are reported on stderr. Use it in TestMain as
+//
+//	func TestMain(m *testing.M) { os.Exit(egressguard.Run(m.Run)) }
+func Run(run func() int) int {
+	g, err := Start()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	defer g.Close()
+	code := run()
+	if reqs := g.Requests(); len(reqs) > 0 {
+		fmt.Fprintf(os.Stderr, "FAIL: stray egress through the guard proxy: %q\n", reqs)
+		code = 1
+	}
+	return code
+}
