@@ -623,3 +623,38 @@ func TestSessionTokenNeverInErrors(t *testing.T) {
 		t.Fatalf("strict config: %v", err)
 	}
 }
+
+// TestCleanupRemovesWorkspacesTheLedgerMissed covers a create cut off by an
+// abort that reaches the server after cleanup's workspace pass: the user
+// then still owns a workspace the ledger does not know, and deleting the
+// user must remove it instead of failing with "user has workspaces".
+func TestCleanupRemovesWorkspacesTheLedgerMissed(t *testing.T) {
+	be := codersim.NewMemBackend()
+	sim := newSim(t, codersim.Config{Backend: be})
+	p, _ := newProvider(t, sim, func(c *coder.Config) { c.RunID = "late" })
+	ctx := context.Background()
+	ws, err := p.Create(ctx, workspace.CreateRequest{Template: "kubernetes"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.WaitReady(ctx, ws); err != nil {
+		t.Fatal(err)
+	}
+	p.Ledger().Forget(workspace.KindWorkspace, ws.Name)
+
+	if err := p.Cleanup(ctx); err != nil {
+		t.Fatalf("cleanup: %v", err)
+	}
+	admin := adminClient(t, sim)
+	wss, err := admin.Workspaces(ctx, "name:scaletest-late-", 0, 0)
+	if err != nil || wss.Count != 0 {
+		t.Fatalf("workspaces left: %+v %v", wss, err)
+	}
+	us, err := admin.Users(ctx, "scaletest-late-", 0, 0)
+	if err != nil || us.Count != 0 {
+		t.Fatalf("users left: %+v %v", us, err)
+	}
+	if be.Running() != 0 {
+		t.Fatalf("%d workspace machines still running", be.Running())
+	}
+}

@@ -668,10 +668,32 @@ func (p *Provider) removeUser(ctx context.Context, e workspace.Entry) error {
 		ref = e.Name
 	}
 	err := p.client.DeleteUser(ctx, ref)
+	if StatusCode(err) == http.StatusExpectationFailed {
+		// The user still owns workspaces: a create cut off by an abort
+		// can land on the server after the workspace pass looked for it.
+		// Remove what the user owns, then try once more.
+		if werr := p.removeOwnedWorkspaces(ctx, e.Name); werr != nil {
+			return fmt.Errorf("user %s: %w", e.Name, werr)
+		}
+		err = p.client.DeleteUser(ctx, ref)
+	}
 	if err == nil || IsNotFound(err) {
 		return nil
 	}
 	return fmt.Errorf("user %s: %w", e.Name, err)
+}
+
+// removeOwnedWorkspaces removes every workspace owner owns.
+func (p *Provider) removeOwnedWorkspaces(ctx context.Context, owner string) error {
+	page, err := p.client.Workspaces(ctx, "owner:"+owner, 0, 100)
+	if err != nil {
+		return fmt.Errorf("list workspaces of %s: %w", owner, err)
+	}
+	var errs []error
+	for _, w := range page.Workspaces {
+		errs = append(errs, p.removeWorkspace(ctx, workspace.Entry{Kind: workspace.KindWorkspace, Name: w.Name, ID: w.ID, Owner: w.OwnerName}))
+	}
+	return errors.Join(errs...)
 }
 
 type remover struct{ p *Provider }
