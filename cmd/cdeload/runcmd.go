@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/big"
 	"os"
 	"os/signal"
 	"strings"
@@ -34,6 +35,7 @@ type runContext struct {
 	script     *js.Script
 	runner     *js.Runner
 	opts       options.Options
+	placement  *options.Placement // nil without --execution-segment
 	registry   *metrics.Registry
 	builtin    *metrics.Builtin
 	runTags    *metrics.TagSet
@@ -102,18 +104,36 @@ func loadScript(ctx context.Context, s *stdio, src *testSource, env map[string]s
 // consolidate merges the options (mergeOptions) and scales the scenarios
 // to the execution segment.
 func consolidate(log *slog.Logger, f *runFlags, cf *configFile, scriptOpts json.RawMessage, sysEnv map[string]string) (options.Options, error) {
+	opts, _, err := consolidatePlaced(log, f, cf, scriptOpts, sysEnv)
+	return opts, err
+}
+
+// consolidatePlaced is consolidate that also returns where the instance
+// sits in the segmented test (nil without an execution segment).
+func consolidatePlaced(log *slog.Logger, f *runFlags, cf *configFile, scriptOpts json.RawMessage, sysEnv map[string]string) (options.Options, *options.Placement, error) {
 	opts, err := mergeOptions(log, f, cf, scriptOpts, sysEnv)
 	if err != nil {
-		return options.Options{}, err
+		return options.Options{}, nil, err
 	}
-	if opts.ExecutionSegment != nil {
-		seg, err := options.ParseSegment(*opts.ExecutionSegment)
-		if err != nil {
-			return options.Options{}, lib.Errorf(lib.ExitInvalidConfig, "execution segment: %w", err)
+	if opts.ExecutionSegment == nil {
+		return opts, nil, nil
+	}
+	seg, err := options.ParseSegment(*opts.ExecutionSegment)
+	if err != nil {
+		return options.Options{}, nil, lib.Errorf(lib.ExitInvalidConfig, "execution segment: %w", err)
+	}
+	var seq []*big.Rat
+	if opts.ExecutionSegmentSequence != nil {
+		if seq, err = options.ParseSegmentSequence(*opts.ExecutionSegmentSequence); err != nil {
+			return options.Options{}, nil, lib.Errorf(lib.ExitInvalidConfig, "execution segment sequence: %w", err)
 		}
-		opts.Scenarios = seg.ScaleScenarios(opts.Scenarios)
 	}
-	return opts, nil
+	p, err := options.NewPlacement(seg, seq, opts.Scenarios)
+	if err != nil {
+		return options.Options{}, nil, lib.Errorf(lib.ExitInvalidConfig, "execution segment: %w", err)
+	}
+	opts.Scenarios = seg.ScaleScenarios(opts.Scenarios)
+	return opts, p, nil
 }
 
 // mergeOptions merges config file < script (or archive) < K6_* env < CLI
@@ -192,7 +212,7 @@ func prepareRun(ctx context.Context, s *stdio, f *runFlags, log *slog.Logger) (*
 	if err != nil {
 		return nil, err
 	}
-	if rc.opts, err = consolidate(log, f, cf, rc.src.options(rc.script), s.env); err != nil {
+	if rc.opts, rc.placement, err = consolidatePlaced(log, f, cf, rc.src.options(rc.script), s.env); err != nil {
 		return nil, err
 	}
 	if !sameTags(tags, rc.opts.Tags) {
@@ -257,12 +277,13 @@ func executeRun(parent context.Context, rc *runContext) int {
 	}()
 
 	cfg := run.Config{
-		Options:  rc.opts,
-		Registry: rc.registry,
-		Builtin:  rc.builtin,
-		RunTags:  rc.runTags,
-		Outputs:  rc.outputs,
-		Logger:   rc.log,
+		Options:   rc.opts,
+		Placement: rc.placement,
+		Registry:  rc.registry,
+		Builtin:   rc.builtin,
+		RunTags:   rc.runTags,
+		Outputs:   rc.outputs,
+		Logger:    rc.log,
 		NewRunner: func(ctl lib.TestControl) (lib.Runner, error) {
 			r, err := rc.script.NewRunner(js.RunnerConfig{Control: ctl,
 				SetupTimeout:         rc.opts.SetupTimeoutOrDefault(),

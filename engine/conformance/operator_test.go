@@ -382,6 +382,7 @@ func TestOperatorTwoRunnersRunExactlyTheTotal(t *testing.T) {
 		}
 	}
 	sum := 0
+	seen := map[int]int{} // iterationInTest → runner
 	for i, p := range procs {
 		r := p.wait(t)
 		if r.code != 0 {
@@ -392,9 +393,25 @@ func TestOperatorTwoRunnersRunExactlyTheTotal(t *testing.T) {
 			t.Fatalf("runner %d ran no iteration\n%s", i+1, r)
 		}
 		sum += len(it)
+		// exec.scenario.iterationInTest is unique across the instances.
+		for _, m := range it {
+			n, err := strconv.Atoi(strings.TrimPrefix(m, "ITER "))
+			if err != nil {
+				t.Fatalf("runner %d printed %q, want ITER <iterationInTest>", i+1, m)
+			}
+			if j, dup := seen[n]; dup {
+				t.Fatalf("iterationInTest %d printed by runner %d and runner %d", n, j, i+1)
+			}
+			seen[n] = i + 1
+		}
 	}
 	if sum != total {
 		t.Fatalf("segments 0:1/2 and 1/2:1 ran %d iterations together, want %d", sum, total)
+	}
+	for n := range total {
+		if _, ok := seen[n]; !ok {
+			t.Fatalf("no runner printed iterationInTest %d; the union must be 0..%d, got %v", n, total-1, seen)
+		}
 	}
 }
 

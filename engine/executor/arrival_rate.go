@@ -176,7 +176,7 @@ func (e *arrivalRate) startVU(hardCtx context.Context, vu lib.InitializedVU) {
 		return
 	}
 	actx, acancel := context.WithCancel(hardCtx)
-	avu := e.activate(actx, vu)
+	avu := e.activate(actx, vu, nil)
 	v := &arVU{trigger: make(chan struct{}, 1)}
 	e.all = append(e.all, v)
 	e.wg.Add(1)

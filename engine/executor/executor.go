@@ -36,6 +36,10 @@ type Env struct {
 	// Abort stops the whole run with err (exec.test.abort(), a fatal
 	// error in a VU). The first call wins.
 	Abort func(err error)
+	// Placement locates the instance in a segmented test so that
+	// exec.scenario.iterationInTest is unique across instances (see
+	// numbering); nil when the instance runs the whole test.
+	Placement *options.Placement
 }
 
 // Executor runs one scenario.
@@ -55,7 +59,12 @@ type Executor interface {
 
 // New returns the executor of a validated scenario.
 func New(sc *options.Scenario, env *Env) (Executor, error) {
+	num, err := newNumbering(sc, env.Placement)
+	if err != nil {
+		return nil, err
+	}
 	b := newBase(sc, env)
+	b.num = num
 	var ex Executor
 	switch sc.Executor {
 	case options.SharedIterations:
@@ -87,6 +96,8 @@ type base struct {
 	tags map[string]string
 	// sampleTags are run tags + tags, for the executor's own samples.
 	sampleTags *metrics.TagSet
+	// num numbers the iterations test-wide.
+	num numbering
 
 	iter        atomic.Uint64
 	complete    atomic.Uint64
@@ -145,14 +156,34 @@ func (b *base) timeProgress() float64 {
 	return min(1, float64(b.elapsed())/float64(reg))
 }
 
+// nextIteration counts an iteration of the scenario and returns its
+// numbers in the instance and in the test.
 func (b *base) nextIteration() (uint64, uint64) {
 	n := b.iter.Add(1) - 1
-	return n, n
+	return n, b.num.inTest(n, 0, 0)
 }
 
-// activate binds vu to the scenario until ctx is done; when the VU
-// deactivates it goes back to the pool.
-func (b *base) activate(ctx context.Context, vu lib.InitializedVU) lib.ActiveVU {
+// nextIterationOfVU returns the NextIteration of the scenario's VU number
+// vu (0-based, in this instance): per-vu-iterations numbers iterations by
+// VU in a segmented test.
+func (b *base) nextIterationOfVU(vu uint64) func() (uint64, uint64) {
+	if b.num.kind != numPerVU {
+		return b.nextIteration
+	}
+	var k atomic.Uint64
+	return func() (uint64, uint64) {
+		n := b.iter.Add(1) - 1
+		return n, b.num.inTest(n, vu, k.Add(1)-1)
+	}
+}
+
+// activate binds vu to the scenario until ctx is done, numbering its
+// iterations with next (nil: nextIteration); when the VU deactivates it
+// goes back to the pool.
+func (b *base) activate(ctx context.Context, vu lib.InitializedVU, next func() (uint64, uint64)) lib.ActiveVU {
+	if next == nil {
+		next = b.nextIteration
+	}
 	b.vus.Add(1)
 	b.env.Stats.ActiveVUs.Add(1)
 	var once sync.Once
@@ -169,7 +200,7 @@ func (b *base) activate(ctx context.Context, vu lib.InitializedVU) lib.ActiveVU 
 				b.vus.Done()
 			})
 		},
-		NextIteration: b.nextIteration,
+		NextIteration: next,
 	})
 }
 

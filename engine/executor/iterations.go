@@ -11,16 +11,17 @@ import (
 
 // startVU takes a VU from the pool (waiting until regCtx ends at the
 // most), activates it for the scenario under hardCtx until loop returns,
-// and runs loop on it, with the VU's id, in a goroutine counted in wg. The
-// error is the pool's when it had no VU in time.
-func (b *base) startVU(regCtx, hardCtx context.Context, wg *sync.WaitGroup, loop func(avu lib.ActiveVU, vuID uint64)) error {
+// with next numbering its iterations (nil: nextIteration), and runs loop
+// on it, with the VU's id, in a goroutine counted in wg. The error is the
+// pool's when it had no VU in time.
+func (b *base) startVU(regCtx, hardCtx context.Context, wg *sync.WaitGroup, next func() (uint64, uint64), loop func(avu lib.ActiveVU, vuID uint64)) error {
 	vu, err := b.env.Pool.Get(regCtx)
 	if err != nil {
 		return err
 	}
 	id := vu.ID()
 	actx, acancel := context.WithCancel(hardCtx)
-	avu := b.activate(actx, vu)
+	avu := b.activate(actx, vu, next)
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -42,7 +43,7 @@ func (e *sharedIterations) Run(ctx context.Context) error {
 	total := e.sc.Iterations
 	var wg sync.WaitGroup
 	for range e.sc.VUs {
-		err := e.startVU(regCtx, hardCtx, &wg, func(avu lib.ActiveVU, _ uint64) {
+		err := e.startVU(regCtx, hardCtx, &wg, nil, func(avu lib.ActiveVU, _ uint64) {
 			for regCtx.Err() == nil {
 				if e.claimed.Add(1) > total {
 					return
@@ -73,8 +74,8 @@ func (e *perVUIterations) Run(ctx context.Context) error {
 	regCtx, hardCtx, cancel := e.begin(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
-	for range e.sc.VUs {
-		err := e.startVU(regCtx, hardCtx, &wg, func(avu lib.ActiveVU, id uint64) {
+	for j := range e.sc.VUs {
+		err := e.startVU(regCtx, hardCtx, &wg, e.nextIterationOfVU(uint64(j)), func(avu lib.ActiveVU, id uint64) {
 			var n int64
 			for ; n < e.sc.Iterations && regCtx.Err() == nil; n++ {
 				e.iterate(hardCtx, avu)
@@ -105,7 +106,7 @@ func (e *constantVUs) Run(ctx context.Context) error {
 	defer cancel()
 	var wg sync.WaitGroup
 	for range e.sc.VUs {
-		err := e.startVU(regCtx, hardCtx, &wg, func(avu lib.ActiveVU, _ uint64) {
+		err := e.startVU(regCtx, hardCtx, &wg, nil, func(avu lib.ActiveVU, _ uint64) {
 			for regCtx.Err() == nil {
 				e.iterate(hardCtx, avu)
 			}

@@ -131,7 +131,7 @@ func (h *vuHandle) loop() {
 	h.mu.Lock()
 	h.cancel = cancel
 	h.mu.Unlock()
-	var avu lib.ActiveVU = h.e.activate(ctx, vu)
+	var avu lib.ActiveVU = h.e.activate(ctx, vu, nil)
 	for {
 		h.mu.Lock()
 		if h.stopping || h.regCtx.Err() != nil || ctx.Err() != nil {

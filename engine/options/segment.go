@@ -121,3 +121,60 @@ func (s Segment) ScaleScenarios(sc Scenarios) Scenarios {
 	}
 	return out
 }
+
+// Offset returns floor(v·from): the whole-test index of this segment's
+// first unit of v (its first shared iteration, its first VU). Together
+// with Scale it makes the segments of a sequence cover 0..v−1 exactly.
+func (s Segment) Offset(v int64) int64 {
+	return floorMul(v, s.From)
+}
+
+// IndexIn returns the position i of the segment among the n segments of
+// the sequence seq. An empty seq is derived from the segment alone as
+// [0, from, to, 1] without duplicates. The segment must join two
+// consecutive points of seq.
+func (s Segment) IndexIn(seq []*big.Rat) (i, n int, err error) {
+	if len(seq) == 0 {
+		seq = []*big.Rat{new(big.Rat)}
+		if s.From.Sign() > 0 {
+			seq = append(seq, s.From)
+		}
+		if s.To.Cmp(big.NewRat(1, 1)) < 0 {
+			seq = append(seq, s.To)
+		}
+		seq = append(seq, big.NewRat(1, 1))
+	}
+	for k := 0; k+1 < len(seq); k++ {
+		if seq[k].Cmp(s.From) == 0 && seq[k+1].Cmp(s.To) == 0 {
+			return k, len(seq) - 1, nil
+		}
+	}
+	pts := make([]string, len(seq))
+	for k, p := range seq {
+		pts[k] = p.RatString()
+	}
+	return 0, 0, fmt.Errorf("segment %s is not one of the sequence %s (it must join two consecutive points)", s, strings.Join(pts, ","))
+}
+
+// Placement is where one instance sits in a segmented test. Executors use
+// it to number iterations test-wide (k6/execution's
+// scenario.iterationInTest) without talking to the other instances.
+type Placement struct {
+	// Segment is this instance's segment.
+	Segment Segment
+	// Index is the segment's position among the Count segments of the
+	// sequence.
+	Index, Count int
+	// Whole are the test's scenarios before ScaleScenarios.
+	Whole Scenarios
+}
+
+// NewPlacement places segment seg of the sequence seq (nil: derived, see
+// IndexIn) in a test whose unscaled scenarios are whole.
+func NewPlacement(seg Segment, seq []*big.Rat, whole Scenarios) (*Placement, error) {
+	i, n, err := seg.IndexIn(seq)
+	if err != nil {
+		return nil, err
+	}
+	return &Placement{Segment: seg, Index: i, Count: n, Whole: whole}, nil
+}

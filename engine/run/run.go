@@ -27,6 +27,10 @@ type Config struct {
 	// Options are the consolidated options; Options.Scenarios must be set
 	// (options.Consolidate does it).
 	Options options.Options
+	// Placement locates the instance in a segmented test (Options'
+	// scenarios are then already scaled to its segment); nil runs the
+	// whole test.
+	Placement *options.Placement
 	// NewRunner makes the script's runner; it gets the run's TestControl
 	// (k6/execution's test.abort/fail/options, instance stats).
 	NewRunner func(ctl lib.TestControl) (lib.Runner, error)
@@ -243,7 +247,7 @@ func (r *runState) prepareAndRun(ctx, parent context.Context, pmp *pump, samples
 		Pool: r.pool, Samples: pmp.in, SamplesCtx: samplesCtx, Builtin: cfg.Builtin, RunTags: cfg.RunTags,
 		Logger: r.log, Stats: r.stats, MinIterationDuration: cfg.Options.MinIterationDurationOrZero(),
 		VUTagEnabled: cfg.Options.SystemTagEnabled("vu"), ScenarioTagEnabled: cfg.Options.SystemTagEnabled("scenario"),
-		Abort: r.fail,
+		Abort: r.fail, Placement: cfg.Placement,
 	}
 	r.status(StatusInitExecutors)
 	sched, err := executor.NewScheduler(cfg.Options.Scenarios, env)

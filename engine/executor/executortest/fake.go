@@ -116,6 +116,8 @@ type VU struct {
 	busy    sync.Mutex // held while an iteration runs
 	params  *lib.ActivationParams
 	iters   atomic.Int64
+	// inInstance and inTest are the numbers of the running iteration.
+	inInstance, inTest uint64
 	// SetupData is the setup result the runner had at the VU's latest
 	// activation (VUs are made before setup runs).
 	SetupData json.RawMessage
@@ -129,6 +131,10 @@ func (v *VU) IDGlobal() uint64 { return v.id }
 
 // Iterations returns how many iterations the VU started.
 func (v *VU) Iterations() int64 { return v.iters.Load() }
+
+// IterationNumbers returns the running iteration's numbers in the
+// instance and in the test (what NextIteration gave); call it from Iter.
+func (v *VU) IterationNumbers() (inInstance, inTest uint64) { return v.inInstance, v.inTest }
 
 // Params returns the current activation.
 func (v *VU) Params() *lib.ActivationParams { return v.params }
@@ -167,7 +173,7 @@ func (v *VU) RunOnce() error {
 	if ctx.Err() != nil {
 		return lib.ErrInterrupted
 	}
-	v.params.NextIteration()
+	v.inInstance, v.inTest = v.params.NextIteration()
 	v.iters.Add(1)
 	if err := v.r.Iter(ctx, v); err != nil {
 		var ab *lib.AbortError
