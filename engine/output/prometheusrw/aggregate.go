@@ -28,6 +28,7 @@ type series struct {
 	total   uint64  // rate: samples
 	nonzero uint64  // rate: non-zero samples
 	trend   trendAgg
+	hist    *nativeHist // trend, when sent as a native histogram
 
 	lastMs int64 // newest sample time, ms since epoch
 	sentMs int64 // sample time of the last successful push, ms
@@ -38,10 +39,14 @@ type series struct {
 type aggregator struct {
 	stats     []trendStat
 	keepTrend bool
-	series    map[seriesKey]*series
-	order     []*series // creation order, for deterministic requests
-	scratch   []float64
-	dropped   uint64 // non-finite values ignored
+	// native sends each trend series as one native histogram instead of
+	// one gauge per trend stat; set before the first add.
+	native  bool
+	histBuf []byte // scratch for encoding one histogram
+	series  map[seriesKey]*series
+	order   []*series // creation order, for deterministic requests
+	scratch []float64
+	dropped uint64 // non-finite values ignored
 }
 
 func newAggregator(stats []trendStat) *aggregator {
@@ -82,7 +87,14 @@ func (a *aggregator) add(s *metrics.Sample) {
 			sr.nonzero++
 		}
 	case metrics.Trend:
-		sr.trend.add(v)
+		if sr.hist != nil {
+			if s.Metric.Contains == metrics.Time {
+				v /= 1000 // milliseconds to seconds
+			}
+			sr.hist.add(v)
+		} else {
+			sr.trend.add(v)
+		}
 	}
 	ts := s.Time
 	if ts.IsZero() {
@@ -106,6 +118,12 @@ func (a *aggregator) newSeries(m *metrics.Metric, tags *metrics.TagSet) *series 
 	case metrics.Rate:
 		names = []string{base + "_rate"}
 	case metrics.Trend:
+		if a.native {
+			sr.hist = &nativeHist{}
+			sr.trend.keep = false
+			names = []string{base + nativeSuffix(m.Contains)}
+			break
+		}
 		for _, st := range a.stats {
 			names = append(names, base+"_"+st.suffix)
 		}
@@ -209,6 +227,15 @@ func (a *aggregator) build(req []byte, included []sent) ([]byte, []sent) {
 	included = included[:0]
 	for _, sr := range a.order {
 		if sr.lastMs <= sr.sentMs {
+			continue
+		}
+		if sr.hist != nil {
+			hint := uint64(resetHintUnknown)
+			if sr.sentMs != math.MinInt64 {
+				hint = resetHintNo // cumulative: never reset after a push
+			}
+			req, a.histBuf = appendHistogramTimeSeries(req, a.histBuf, sr.labels[0], sr.hist, hint, sr.lastMs)
+			included = append(included, sent{sr, sr.lastMs})
 			continue
 		}
 		if sr.metric.Type == metrics.Trend && a.keepTrend {

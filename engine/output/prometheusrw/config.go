@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -52,7 +53,8 @@ type Config struct {
 	// "p(95)", "avg", "count".
 	TrendStats []string
 	// TrendAsNativeHistogram sends trends as native histograms instead
-	// of per-stat gauges. Not supported by this output yet.
+	// of per-stat gauges: one k6_<name>_seconds (time), _bytes (data) or
+	// bare series per trend, schema 3 (bucket factor about 1.09).
 	TrendAsNativeHistogram bool
 	// StaleMarkers makes Stop mark every series stale.
 	StaleMarkers bool
@@ -130,31 +132,21 @@ func (c *Config) applyJSON(data []byte) error {
 			"tlsMinVersion, clientCertificate, clientCertificateKey, pushInterval, trendStats, "+
 			"trendAsNativeHistogram, staleMarkers, sigV4Region, sigV4AccessKey, sigV4SecretKey)", err)
 	}
-	setStr := func(dst *string, src *string) {
-		if src != nil {
-			*dst = *src
-		}
-	}
-	setBool := func(dst *bool, src *bool) {
-		if src != nil {
-			*dst = *src
-		}
-	}
-	setStr(&c.URL, j.URL)
+	setIfGiven(&c.URL, j.URL)
 	for k, v := range j.Headers {
 		c.Headers[k] = v
 	}
-	setStr(&c.Username, j.Username)
-	setStr(&c.Password, j.Password)
-	setStr(&c.BearerToken, j.BearerToken)
-	setBool(&c.InsecureSkipTLSVerify, j.InsecureSkipTLSVerify)
+	setIfGiven(&c.Username, j.Username)
+	setIfGiven(&c.Password, j.Password)
+	setIfGiven(&c.BearerToken, j.BearerToken)
+	setIfGiven(&c.InsecureSkipTLSVerify, j.InsecureSkipTLSVerify)
 	if j.TLSMinVersion != nil {
 		if err := c.set("tlsMinVersion", *j.TLSMinVersion); err != nil {
 			return err
 		}
 	}
-	setStr(&c.ClientCertificate, j.ClientCertificate)
-	setStr(&c.ClientCertificateKey, j.ClientCertificateKey)
+	setIfGiven(&c.ClientCertificate, j.ClientCertificate)
+	setIfGiven(&c.ClientCertificateKey, j.ClientCertificateKey)
 	if len(j.PushInterval) > 0 && string(j.PushInterval) != "null" {
 		var s string
 		if err := json.Unmarshal(j.PushInterval, &s); err != nil {
@@ -169,12 +161,19 @@ func (c *Config) applyJSON(data []byte) error {
 			return err
 		}
 	}
-	setBool(&c.TrendAsNativeHistogram, j.TrendAsNativeHistogram)
-	setBool(&c.StaleMarkers, j.StaleMarkers)
-	setStr(&c.SigV4Region, j.SigV4Region)
-	setStr(&c.SigV4AccessKey, j.SigV4AccessKey)
-	setStr(&c.SigV4SecretKey, j.SigV4SecretKey)
+	setIfGiven(&c.TrendAsNativeHistogram, j.TrendAsNativeHistogram)
+	setIfGiven(&c.StaleMarkers, j.StaleMarkers)
+	setIfGiven(&c.SigV4Region, j.SigV4Region)
+	setIfGiven(&c.SigV4AccessKey, j.SigV4AccessKey)
+	setIfGiven(&c.SigV4SecretKey, j.SigV4SecretKey)
 	return nil
+}
+
+// setIfGiven sets *dst to *src when the config file gave src.
+func setIfGiven[T any](dst, src *T) {
+	if src != nil {
+		*dst = *src
+	}
 }
 
 // envKeys maps K6_PROMETHEUS_RW_<suffix> to the option key it sets.
@@ -279,7 +278,7 @@ func (c *Config) applyArg(arg string) error {
 			c.Headers[hk] = v
 			continue
 		}
-		if k == "trendStats" || !contains(argKeys, k) {
+		if !slices.Contains(argKeys, k) {
 			return fmt.Errorf("prometheus-rw: unknown argument key %q (value %q); allowed keys: %s",
 				k, v, strings.Join(argKeys, ", "))
 		}
@@ -290,70 +289,38 @@ func (c *Config) applyArg(arg string) error {
 	return nil
 }
 
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
-}
-
 // set applies one option given by its key.
 func (c *Config) set(key, v string) error { return c.setFrom(key, key, v) }
 
 // setFrom applies option key from a source named src (an env name or an
 // argument key), for error messages.
 func (c *Config) setFrom(src, key, v string) error {
-	bad := func(allowed string, err error) error {
-		if err != nil {
-			return fmt.Errorf("prometheus-rw: invalid value %q for %s: %s: %w", v, src, allowed, err)
-		}
+	bad := func(allowed string) error {
 		return fmt.Errorf("prometheus-rw: invalid value %q for %s: %s", v, src, allowed)
 	}
-	parseBool := func(dst *bool) error {
+	if dst, ok := c.stringOptions()[key]; ok {
+		*dst = v
+		return nil
+	}
+	if dst, ok := c.boolOptions()[key]; ok {
 		b, err := strconv.ParseBool(strings.TrimSpace(v))
 		if err != nil {
-			return bad("want true or false", nil)
+			return bad("want true or false")
 		}
 		*dst = b
 		return nil
 	}
 	switch key {
-	case "url":
-		c.URL = v
-	case "username":
-		c.Username = v
-	case "password":
-		c.Password = v
-	case "bearerToken":
-		c.BearerToken = v
-	case "clientCertificate":
-		c.ClientCertificate = v
-	case "clientCertificateKey":
-		c.ClientCertificateKey = v
-	case "sigV4Region":
-		c.SigV4Region = v
-	case "sigV4AccessKey":
-		c.SigV4AccessKey = v
-	case "sigV4SecretKey":
-		c.SigV4SecretKey = v
-	case "insecureSkipTLSVerify":
-		return parseBool(&c.InsecureSkipTLSVerify)
-	case "trendAsNativeHistogram":
-		return parseBool(&c.TrendAsNativeHistogram)
-	case "staleMarkers":
-		return parseBool(&c.StaleMarkers)
 	case "tlsMinVersion":
 		ver, ok := tlsVersions[strings.TrimSpace(v)]
 		if !ok {
-			return bad("want one of 1.0, 1.1, 1.2, 1.3", nil)
+			return bad("want one of 1.0, 1.1, 1.2, 1.3")
 		}
 		c.TLSMinVersion = ver
 	case "pushInterval":
 		d, err := parseDuration(v)
 		if err != nil {
-			return bad("want a positive duration such as 5s or 500ms, or a number of milliseconds", nil)
+			return bad("want a positive duration such as 5s or 500ms, or a number of milliseconds")
 		}
 		c.PushInterval = d
 	case "trendStats":
@@ -362,6 +329,24 @@ func (c *Config) setFrom(src, key, v string) error {
 		return fmt.Errorf("prometheus-rw: unknown option %q", key)
 	}
 	return nil
+}
+
+// stringOptions maps the keys of the options taken verbatim to their fields.
+func (c *Config) stringOptions() map[string]*string {
+	return map[string]*string{
+		"url": &c.URL, "username": &c.Username, "password": &c.Password, "bearerToken": &c.BearerToken,
+		"clientCertificate": &c.ClientCertificate, "clientCertificateKey": &c.ClientCertificateKey,
+		"sigV4Region": &c.SigV4Region, "sigV4AccessKey": &c.SigV4AccessKey, "sigV4SecretKey": &c.SigV4SecretKey,
+	}
+}
+
+// boolOptions maps the keys of the true/false options to their fields.
+func (c *Config) boolOptions() map[string]*bool {
+	return map[string]*bool{
+		"insecureSkipTLSVerify":  &c.InsecureSkipTLSVerify,
+		"trendAsNativeHistogram": &c.TrendAsNativeHistogram,
+		"staleMarkers":           &c.StaleMarkers,
+	}
 }
 
 var tlsVersions = map[string]uint16{
@@ -437,10 +422,6 @@ func (c *Config) validate() error {
 	}
 	if n == 3 {
 		return errors.New("prometheus-rw: SigV4 request signing (K6_PROMETHEUS_RW_SIGV4_*) is not supported by this output yet")
-	}
-	if c.TrendAsNativeHistogram {
-		return errors.New("prometheus-rw: trendAsNativeHistogram=true is not supported by this output yet; " +
-			"use trend stats (K6_PROMETHEUS_RW_TREND_STATS, e.g. p(95),p(99),min,max) instead")
 	}
 	for k := range c.Headers {
 		if !validHeaderName(k) {

@@ -80,7 +80,6 @@ func TestConfigErrorsNameKeyAndValue(t *testing.T) {
 		{name: "cert without key", arg: "clientCertificate=/tmp/c.pem", want: []string{"clientCertificateKey"}},
 		{name: "bearer and basic", env: map[string]string{"K6_PROMETHEUS_RW_BEARER_TOKEN": "t", "K6_PROMETHEUS_RW_USERNAME": "u"}, want: []string{"bearer", "username"}},
 		{name: "partial sigv4", env: map[string]string{"K6_PROMETHEUS_RW_SIGV4_REGION": "eu-west-1"}, want: []string{"sigV4AccessKey"}},
-		{name: "native histograms", arg: "trendAsNativeHistogram=true", want: []string{"trendAsNativeHistogram", "not supported"}},
 		{name: "bad header env", env: map[string]string{"K6_PROMETHEUS_RW_HTTP_HEADERS": "novalue"}, want: []string{`"novalue"`, "name:value"}},
 		{name: "labels", env: map[string]string{"K6_PROMETHEUS_RW_LABELS": "a=b"}, want: []string{"K6_PROMETHEUS_RW_LABELS", "--tag"}},
 	}

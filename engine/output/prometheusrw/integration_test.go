@@ -19,12 +19,16 @@ import (
 )
 
 // waitFor polls cond for at most d.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+func waitFor(t *testing.T, d time.Duration, what string, cond func() bool, state ...func() string) {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", d, what)
+			var extra string
+			for _, f := range state {
+				extra += "; " + f()
+			}
+			t.Fatalf("timed out after %s waiting for %s%s", d, what, extra)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}

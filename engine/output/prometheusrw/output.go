@@ -3,7 +3,10 @@
 // cumulative aggregate per time series (metric + indexed tags) and pushes
 // the series that changed every push interval, with k6's series names:
 // k6_<name>_total (counter), k6_<name> (gauge), k6_<name>_rate (rate) and
-// k6_<name>_<stat> per trend stat, time trends in seconds.
+// k6_<name>_<stat> per trend stat, time trends in seconds. With
+// trendAsNativeHistogram, each trend series is instead one cumulative
+// Prometheus native histogram (schema 3) named k6_<name>_seconds (time,
+// in seconds), k6_<name>_bytes (data) or k6_<name>.
 package prometheusrw
 
 import (
@@ -106,11 +109,13 @@ func New(cfg Config, logger *slog.Logger) (*Output, error) {
 	if err != nil {
 		return nil, err
 	}
+	agg := newAggregator(stats)
+	agg.native = cfg.TrendAsNativeHistogram
 	return &Output{
 		cfg:    cfg,
 		logger: logger.With("output", Name),
 		client: c,
-		agg:    newAggregator(stats),
+		agg:    agg,
 		wake:   make(chan struct{}, 1),
 		stop:   make(chan struct{}),
 		done:   make(chan struct{}),

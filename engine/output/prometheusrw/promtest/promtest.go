@@ -58,6 +58,13 @@ func binary() string {
 // it fails t.
 func Start(t testing.TB) *Server {
 	t.Helper()
+	return StartWith(t)
+}
+
+// StartWith is Start with extra command-line flags for the server, e.g.
+// "--enable-feature=native-histograms".
+func StartWith(t testing.TB, extraArgs ...string) *Server {
+	t.Helper()
 	bin := binary()
 	if bin == "" {
 		if os.Getenv("CI") == "true" {
@@ -79,13 +86,14 @@ func Start(t testing.TB) *Server {
 		addr := l.Addr().String()
 		l.Close()
 		logs := &syncbuf.Buffer{}
-		cmd := exec.Command(bin,
+		args := append([]string{
 			"--web.enable-remote-write-receiver",
-			"--web.listen-address="+addr,
-			"--storage.tsdb.path="+filepath.Join(dir, fmt.Sprintf("data%d", attempt)),
-			"--config.file="+cfg,
+			"--web.listen-address=" + addr,
+			"--storage.tsdb.path=" + filepath.Join(dir, fmt.Sprintf("data%d", attempt)),
+			"--config.file=" + cfg,
 			"--log.level=warn",
-		)
+		}, extraArgs...)
+		cmd := exec.Command(bin, args...)
 		cmd.Stdout, cmd.Stderr = logs, logs
 		if err := cmd.Start(); err != nil {
 			t.Fatalf("starting %s: %v", bin, err)
