@@ -264,6 +264,14 @@ func notFound(w http.ResponseWriter) {
 	writeError(w, http.StatusNotFound, "Resource not found or you do not have access to this resource", "")
 }
 
+// found answers 404 when v is nil, and returns v.
+func found[T any](w http.ResponseWriter, v *T) *T {
+	if v == nil {
+		notFound(w)
+	}
+	return v
+}
+
 func readJSON(w http.ResponseWriter, r *http.Request, v any) bool {
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 1<<20))
 	if err := dec.Decode(v); err != nil {

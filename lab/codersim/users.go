@@ -39,6 +39,12 @@ func (s *Server) userLocked(caller *user, ref string) *user {
 	return nil
 }
 
+// userForRequest resolves the request's {user} path value with userLocked,
+// answering 404 when there is no such user. Call it with s.mu held.
+func (s *Server) userForRequest(w http.ResponseWriter, r *http.Request, caller *user) *user {
+	return found(w, s.userLocked(caller, r.PathValue("user")))
+}
+
 func (s *Server) userJSONLocked(u *user) userJSON {
 	roles := []roleJSON{}
 	if u.owner {
@@ -52,12 +58,9 @@ func (s *Server) userJSONLocked(u *user) userJSON {
 func (s *Server) handleGetUser(w http.ResponseWriter, r *http.Request, caller *user) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	u := s.userLocked(caller, r.PathValue("user"))
-	if u == nil {
-		notFound(w)
-		return
+	if u := s.userForRequest(w, r, caller); u != nil {
+		writeJSON(w, http.StatusOK, s.userJSONLocked(u))
 	}
-	writeJSON(w, http.StatusOK, s.userJSONLocked(u))
 }
 
 func (s *Server) handleListUsers(w http.ResponseWriter, r *http.Request, caller *user) {
@@ -188,9 +191,8 @@ func (s *Server) handleDeleteUser(w http.ResponseWriter, r *http.Request, caller
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	u := s.userLocked(caller, r.PathValue("user"))
+	u := s.userForRequest(w, r, caller)
 	if u == nil {
-		notFound(w)
 		return
 	}
 	if u == caller {
@@ -228,6 +230,13 @@ func (s *Server) orgLocked(ref string) *org {
 	return nil
 }
 
+// orgForRequest resolves the request's {organization} path value (an ID or
+// a name), answering 404 when there is no such organization. Call it with
+// s.mu held.
+func (s *Server) orgForRequest(w http.ResponseWriter, r *http.Request) *org {
+	return found(w, s.orgLocked(r.PathValue("organization")))
+}
+
 func (s *Server) handleListOrgs(w http.ResponseWriter, r *http.Request, caller *user) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -243,12 +252,9 @@ func (s *Server) handleListOrgs(w http.ResponseWriter, r *http.Request, caller *
 func (s *Server) handleGetOrg(w http.ResponseWriter, r *http.Request, caller *user) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	o := s.orgLocked(r.PathValue("organization"))
-	if o == nil {
-		notFound(w)
-		return
+	if o := s.orgForRequest(w, r); o != nil {
+		writeJSON(w, http.StatusOK, s.orgJSONLocked(o))
 	}
-	writeJSON(w, http.StatusOK, s.orgJSONLocked(o))
 }
 
 func (s *Server) templateJSONLocked(t *template) templateJSON {
@@ -270,9 +276,8 @@ func (s *Server) templateJSONLocked(t *template) templateJSON {
 func (s *Server) handleListTemplates(w http.ResponseWriter, r *http.Request, caller *user) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	o := s.orgLocked(r.PathValue("organization"))
+	o := s.orgForRequest(w, r)
 	if o == nil {
-		notFound(w)
 		return
 	}
 	var list []*template
@@ -292,9 +297,8 @@ func (s *Server) handleListTemplates(w http.ResponseWriter, r *http.Request, cal
 func (s *Server) handleTemplateByName(w http.ResponseWriter, r *http.Request, caller *user) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	o := s.orgLocked(r.PathValue("organization"))
+	o := s.orgForRequest(w, r)
 	if o == nil {
-		notFound(w)
 		return
 	}
 	name := r.PathValue("templatename")
@@ -310,20 +314,22 @@ func (s *Server) handleTemplateByName(w http.ResponseWriter, r *http.Request, ca
 func (s *Server) handleGetTemplate(w http.ResponseWriter, r *http.Request, caller *user) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	t := s.templates[r.PathValue("template")]
-	if t == nil {
-		notFound(w)
-		return
+	if t := found(w, s.templates[r.PathValue("template")]); t != nil {
+		writeJSON(w, http.StatusOK, s.templateJSONLocked(t))
 	}
-	writeJSON(w, http.StatusOK, s.templateJSONLocked(t))
+}
+
+// versionForRequest resolves the request's {templateversion} path value,
+// answering 404 when there is no such version. Call it with s.mu held.
+func (s *Server) versionForRequest(w http.ResponseWriter, r *http.Request) *version {
+	return found(w, s.versions[r.PathValue("templateversion")])
 }
 
 func (s *Server) handleGetVersion(w http.ResponseWriter, r *http.Request, caller *user) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	v := s.versions[r.PathValue("templateversion")]
+	v := s.versionForRequest(w, r)
 	if v == nil {
-		notFound(w)
 		return
 	}
 	t := s.templates[v.templateID]
@@ -337,11 +343,7 @@ func (s *Server) handleGetVersion(w http.ResponseWriter, r *http.Request, caller
 func (s *Server) handleRichParameters(w http.ResponseWriter, r *http.Request, caller *user) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	v := s.versions[r.PathValue("templateversion")]
-	if v == nil {
-		notFound(w)
-		return
+	if v := s.versionForRequest(w, r); v != nil {
+		writeJSON(w, http.StatusOK, append([]Parameter{}, v.params...))
 	}
-	out := append([]Parameter{}, v.params...)
-	writeJSON(w, http.StatusOK, out)
 }

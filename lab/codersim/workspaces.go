@@ -20,16 +20,14 @@ type buildParam struct {
 // after checking each against the version's parameters.
 func validateParams(v *version, base map[string]string, values []buildParam) (map[string]string, *response) {
 	out := map[string]string{}
+	byName := map[string]Parameter{}
 	for _, p := range v.params {
+		byName[p.Name] = p
 		if val, ok := base[p.Name]; ok {
 			out[p.Name] = val
 		} else {
 			out[p.Name] = p.DefaultValue
 		}
-	}
-	byName := map[string]Parameter{}
-	for _, p := range v.params {
-		byName[p.Name] = p
 	}
 	for _, bp := range values {
 		p, ok := byName[bp.Name]
@@ -108,9 +106,8 @@ func (s *Server) handleCreateWorkspace(w http.ResponseWriter, r *http.Request, c
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	owner := s.userLocked(caller, r.PathValue("user"))
+	owner := s.userForRequest(w, r, caller)
 	if owner == nil {
-		notFound(w)
 		return
 	}
 	if !caller.owner && owner != caller {
@@ -196,9 +193,8 @@ func (s *Server) handleGetWorkspace(w http.ResponseWriter, r *http.Request, call
 func (s *Server) handleWorkspaceByOwnerAndName(w http.ResponseWriter, r *http.Request, caller *user) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	owner := s.userLocked(caller, r.PathValue("user"))
+	owner := s.userForRequest(w, r, caller)
 	if owner == nil {
-		notFound(w)
 		return
 	}
 	name := r.PathValue("workspacename")
@@ -413,7 +409,7 @@ func (s *Server) startBuildLocked(ws *workspaceRec, transition, versionID, initi
 
 // specLocked describes the workspace machine of ws for the backend; the
 // agent ID is the first agent of the latest start build that has one.
-func (s *Server) specLocked(ws *workspaceRec, b *build) WorkspaceSpec {
+func (s *Server) specLocked(ws *workspaceRec) WorkspaceSpec {
 	spec := WorkspaceSpec{Name: ws.name, Owner: s.users[ws.ownerID].username, WorkspaceID: ws.id,
 		Parameters: map[string]string{}}
 	for k, v := range ws.params {
@@ -466,7 +462,7 @@ func (s *Server) runBuild(ctx context.Context, b *build) {
 	b.job.startedAt = &startedAt
 	b.updatedAt = startedAt
 	ws := s.workspaces[b.workspaceID]
-	spec := s.specLocked(ws, b)
+	spec := s.specLocked(ws)
 	s.mu.Unlock()
 
 	runStart := time.Now()
@@ -503,17 +499,15 @@ func (s *Server) runBuild(ctx context.Context, b *build) {
 	case "start":
 		s.agentsOffLocked(ws, b, now) // the new machine replaces any earlier one
 		res := &resource{id: newUUID(), jobID: b.job.id, transition: "start", typ: "kubernetes_deployment", name: "main", createdAt: now}
-		var agents []*agent
 		for _, name := range s.templates[ws.templateID].agents {
 			a := &agent{id: newUUID(), name: name, resourceID: res.id, createdAt: now, updatedAt: now,
 				lifecycle: "created", workspaceID: ws.id}
 			res.agents = append(res.agents, a)
 			s.agents[a.id] = a
-			agents = append(agents, a)
 		}
 		b.resources = []*resource{res}
-		spec.AgentID = agents[0].id
-		s.launchMachineLocked(ws, spec, agents)
+		spec.AgentID = res.agents[0].id
+		s.launchMachineLocked(ws, spec, res.agents)
 	case "stop":
 		b.resources = []*resource{{id: newUUID(), jobID: b.job.id, transition: "stop", typ: "kubernetes_persistent_volume_claim", name: "home", createdAt: now}}
 		s.agentsOffLocked(ws, b, now)

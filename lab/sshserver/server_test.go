@@ -89,6 +89,17 @@ func run(t *testing.T, c *ssh.Client, cmd string, stdin string) (stdout, stderr 
 	return o.String(), e.String(), err
 }
 
+// openSession opens a session on c that is closed when the test ends.
+func openSession(t *testing.T, c *ssh.Client) *ssh.Session {
+	t.Helper()
+	s, err := c.NewSession()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
 func exitCode(err error) int {
 	var ee *ssh.ExitError
 	if errors.As(err, &ee) {
@@ -144,13 +155,7 @@ func TestCommands(t *testing.T) {
 }
 
 func TestEnv(t *testing.T) {
-	f := newFixture(t, nil)
-	c := f.dial(t)
-	s, err := c.NewSession()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openSession(t, newFixture(t, nil).dial(t))
 	if err := s.Setenv("FOO", "bar"); err != nil {
 		t.Fatalf("setenv: %v", err)
 	}
@@ -182,11 +187,7 @@ func TestPasswordAuth(t *testing.T) {
 
 func ptySession(t *testing.T, c *ssh.Client, modes ssh.TerminalModes) (*ssh.Session, io.WriteCloser, io.Reader) {
 	t.Helper()
-	s, err := c.NewSession()
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { s.Close() })
+	s := openSession(t, c)
 	if err := s.RequestPty("xterm", 24, 80, modes); err != nil {
 		t.Fatalf("pty-req: %v", err)
 	}
@@ -220,13 +221,28 @@ func readN(t *testing.T, r io.Reader, n int) string {
 	return string(buf)
 }
 
-func TestPTYCookedCatEchoesTwice(t *testing.T) {
-	f := newFixture(t, nil)
-	c := f.dial(t)
-	s, in, out := ptySession(t, c, nil)
+// ptyCat starts cat on a pty with the given modes on a new server.
+func ptyCat(t *testing.T, modes ssh.TerminalModes) (*ssh.Session, io.WriteCloser, io.Reader) {
+	t.Helper()
+	s, in, out := ptySession(t, newFixture(t, nil).dial(t), modes)
 	if err := s.Start("cat"); err != nil {
 		t.Fatal(err)
 	}
+	return s, in, out
+}
+
+// wantExitSignal waits for s and fails unless it ended by signal sig.
+func wantExitSignal(t *testing.T, s *ssh.Session, sig, after string) {
+	t.Helper()
+	err := s.Wait()
+	var ee *ssh.ExitError
+	if !errors.As(err, &ee) || ee.Signal() != sig {
+		t.Fatalf("after %s: got %v, want exit-signal %s", after, err, sig)
+	}
+}
+
+func TestPTYCookedCatEchoesTwice(t *testing.T) {
+	s, in, out := ptyCat(t, nil)
 	io.WriteString(in, "abc\n")
 	// tty echo (with ONLCR) then cat's copy.
 	if got, want := readN(t, out, 10), "abc\r\nabc\r\n"; got != want {
@@ -243,13 +259,7 @@ func TestPTYCookedCatEchoesTwice(t *testing.T) {
 }
 
 func TestPTYRawCatEchoesOnce(t *testing.T) {
-	f := newFixture(t, nil)
-	c := f.dial(t)
-	modes := ssh.TerminalModes{ssh.ECHO: 0, ssh.ICANON: 0, ssh.ISIG: 0, ssh.ICRNL: 0, ssh.OPOST: 0, ssh.IEXTEN: 0}
-	s, in, out := ptySession(t, c, modes)
-	if err := s.Start("cat"); err != nil {
-		t.Fatal(err)
-	}
+	s, in, out := ptyCat(t, ssh.TerminalModes{ssh.ECHO: 0, ssh.ICANON: 0, ssh.ISIG: 0, ssh.ICRNL: 0, ssh.OPOST: 0, ssh.IEXTEN: 0})
 	io.WriteString(in, "a\r\nb\x03")
 	if got, want := readN(t, out, 5), "a\r\nb\x03"; got != want {
 		t.Fatalf("raw cat: got %q, want %q", got, want)
@@ -259,39 +269,20 @@ func TestPTYRawCatEchoesOnce(t *testing.T) {
 	if err := s.Signal(ssh.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	err := s.Wait()
-	var ee *ssh.ExitError
-	if !errors.As(err, &ee) || ee.Signal() != "TERM" {
-		t.Fatalf("after SIGTERM: got %v, want exit-signal TERM", err)
-	}
+	wantExitSignal(t, s, "TERM", "SIGTERM")
 }
 
 func TestPTYInterrupt(t *testing.T) {
-	f := newFixture(t, nil)
-	c := f.dial(t)
-	s, in, out := ptySession(t, c, nil)
-	if err := s.Start("cat"); err != nil {
-		t.Fatal(err)
-	}
+	s, in, out := ptyCat(t, nil)
 	io.WriteString(in, "\x03")
 	if got := readN(t, out, 2); got != "^C" {
 		t.Fatalf("echo of ^C: got %q", got)
 	}
-	err := s.Wait()
-	var ee *ssh.ExitError
-	if !errors.As(err, &ee) || ee.Signal() != "INT" {
-		t.Fatalf("after ^C: got %v, want exit-signal INT", err)
-	}
+	wantExitSignal(t, s, "INT", "^C")
 }
 
 func TestWindowChange(t *testing.T) {
-	f := newFixture(t, nil)
-	c := f.dial(t)
-	s, err := c.NewSession()
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := openSession(t, newFixture(t, nil).dial(t))
 	if err := s.RequestPty("xterm", 24, 80, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -320,11 +311,7 @@ func TestSessionLimit(t *testing.T) {
 
 func TestServeStopsOnCancel(t *testing.T) {
 	f := newFixture(t, nil)
-	c := f.dial(t)
-	s, err := c.NewSession()
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := openSession(t, f.dial(t))
 	if err := s.Start("sleep 60"); err != nil {
 		t.Fatal(err)
 	}
