@@ -99,9 +99,11 @@ func (cfg *StreamConfig) normalize() error {
 // cfg.CloseWrite if set, and waits up to DrainTimeout for the remaining
 // frames. It does not close rw. Once the last expected frame (with TTYEcho,
 // the last second copy) has been read it stops reading, so rw can carry
-// another stream; the one exception is a Duration stream whose last ticks
-// were missed while its frames were already back, which leaves one Read of
-// rw pending until rw delivers data or is closed.
+// another stream. When a Duration stream's last ticks were missed while its
+// frames were already back, a Read is left waiting: EchoStream ends it
+// through a read deadline, cleared afterwards, when rw has SetReadDeadline
+// (a net.Conn does);
+// otherwise it stays pending until rw delivers data or is closed.
 //
 // The error is nil when every frame came back intact. Otherwise it wraps
 // ErrFarEndClosed (rw's Read or Write failed or reached EOF first, the
@@ -130,6 +132,7 @@ func EchoStream(ctx context.Context, rw io.ReadWriter, cfg StreamConfig, obs Obs
 		case <-e.readerExit:
 			e.wg.Wait() // the writer has returned too
 		default:
+			e.unblockReader(rw)
 		}
 	}
 	res := e.stop()
@@ -138,6 +141,19 @@ func EchoStream(ctx context.Context, rw io.ReadWriter, cfg StreamConfig, obs Obs
 		obs.OnError(err)
 	}
 	return res, err
+}
+
+// unblockReader ends a Read left waiting for a frame the schedule never
+// sent (its last ticks were missed after every frame was back), when rw
+// supports read deadlines, so that rw can carry another stream.
+func (e *engine) unblockReader(rw io.ReadWriter) {
+	d, ok := rw.(interface{ SetReadDeadline(time.Time) error })
+	if !ok || d.SetReadDeadline(time.Now()) != nil {
+		return
+	}
+	<-e.readerExit
+	e.wg.Wait()
+	_ = d.SetReadDeadline(time.Time{})
 }
 
 // hooks adapt the engine to a transport.

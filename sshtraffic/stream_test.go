@@ -368,3 +368,46 @@ func TestEchoStreamMissedTicksAfterSlowWarmup(t *testing.T) {
 		t.Errorf("Warmup = %v, want >= 200ms", res.Warmup)
 	}
 }
+
+// stallingConn stalls after writing one chosen frame, so that the ticks
+// after it are missed while that frame is already back.
+type stallingConn struct {
+	net.Conn
+	writes, stallAt int
+	stall           time.Duration
+}
+
+func (c *stallingConn) Write(b []byte) (int, error) {
+	c.writes++
+	n, err := c.Conn.Write(b)
+	if c.writes == c.stallAt {
+		time.Sleep(c.stall)
+	}
+	return n, err
+}
+
+// TestEchoStreamReusableAfterTrailingMissedTicks: when the last ticks of a
+// stream are missed after every frame is back, the reader waits for a frame
+// that never comes; on a net.Conn EchoStream must end that read so the next
+// stream on the same connection gets its own echoes.
+func TestEchoStreamReusableAfterTrailingMissedTicks(t *testing.T) {
+	c := serveOne(t, plainEcho)
+	// Writes: 1 warm-up, then frames 1..10; the writer stalls after the
+	// 9th frame past the 10th tick, which is then missed.
+	sc := &stallingConn{Conn: c, stallAt: 1 + 9, stall: 120 * time.Millisecond}
+	cfg := StreamConfig{BytesPerTick: 100, TickInterval: 20 * time.Millisecond, Duration: 200 * time.Millisecond, DrainTimeout: 2 * time.Second}
+	res, err := EchoStream(context.Background(), sc, cfg, nil)
+	if err != nil {
+		t.Fatalf("first stream: %v (result %+v)", err, res)
+	}
+	if res.TicksMissed == 0 || res.FramesReceived != res.FramesSent {
+		t.Fatalf("first stream %+v: want trailing missed ticks and every sent frame back", res)
+	}
+	res, err = EchoStream(context.Background(), c, cfg, nil)
+	if err != nil {
+		t.Fatalf("second stream on the same connection: %v (result %+v)", err, res)
+	}
+	if res.FramesSent == 0 || res.FramesReceived != res.FramesSent {
+		t.Fatalf("second stream %+v: want every frame back", res)
+	}
+}
