@@ -24,11 +24,27 @@ import (
 
 func TestMain(m *testing.M) { os.Exit(egressguard.Run(m.Run)) }
 
-// forward accepts tailnet connections on l and pipes each to target.
+// forward accepts tailnet connections on l and pipes each to target. Its
+// cleanup closes every connection it made, so no copy outlives the test
+// even when a peer vanished without closing its side.
 func forward(t *testing.T, l net.Listener, target string) {
 	t.Helper()
-	var wg sync.WaitGroup
-	t.Cleanup(func() { l.Close(); wg.Wait() })
+	var (
+		wg     sync.WaitGroup
+		mu     sync.Mutex
+		conns  []net.Conn
+		closed bool
+	)
+	t.Cleanup(func() {
+		l.Close()
+		mu.Lock()
+		closed = true
+		for _, c := range conns {
+			c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -42,6 +58,15 @@ func forward(t *testing.T, l net.Listener, target string) {
 				in.Close()
 				continue
 			}
+			mu.Lock()
+			if closed {
+				mu.Unlock()
+				in.Close()
+				out.Close()
+				return
+			}
+			conns = append(conns, in, out)
+			mu.Unlock()
 			wg.Add(2)
 			pipe := func(dst, src net.Conn) {
 				defer wg.Done()
