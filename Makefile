@@ -4,7 +4,7 @@ BIN      ?= bin/cdeload
 PKGS     ?= ./...
 # Package tests run in parallel by default; two at a time keeps the 2-core
 # machines responsive while tailnet tests run.
-TESTFLAGS ?= -race -timeout 20m -p 2
+TESTFLAGS ?= -race -timeout 10m -p 2
 
 .PHONY: build test lint demo bench clean
 
