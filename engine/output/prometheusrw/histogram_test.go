@@ -144,23 +144,13 @@ func TestAppendBucketsSpansAndDeltas(t *testing.T) {
 
 func TestRealPrometheusNativeHistograms(t *testing.T) {
 	prom := promtest.StartWith(t, "--enable-feature=native-histograms")
-	cfg, err := ParseConfig(nil, map[string]string{
+	out := startFromEnv(t, map[string]string{
 		"K6_PROMETHEUS_RW_SERVER_URL":                prom.URL + "/api/v1/write",
 		"K6_PROMETHEUS_RW_PUSH_INTERVAL":             "100ms",
 		"K6_PROMETHEUS_RW_TREND_AS_NATIVE_HISTOGRAM": "true",
 		"K6_PROMETHEUS_RW_TREND_STATS":               "p(95),avg",
 		"K6_PROMETHEUS_RW_STALE_MARKERS":             "true",
-	}, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := New(cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := out.Start(); err != nil {
-		t.Fatal(err)
-	}
+	})
 	reg := metrics.NewRegistry()
 	dur := reg.MustNewMetric("dur", metrics.Trend, metrics.Time)
 	size := reg.MustNewMetric("size", metrics.Trend, metrics.Data)

@@ -34,6 +34,23 @@ func waitFor(t *testing.T, d time.Duration, what string, cond func() bool, state
 	}
 }
 
+// startFromEnv starts an output configured from K6_PROMETHEUS_RW_* settings.
+func startFromEnv(t *testing.T, env map[string]string) *Output {
+	t.Helper()
+	cfg, err := ParseConfig(nil, env, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := New(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := out.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
 func approx(a, b float64) bool {
 	return math.Abs(a-b) <= 1e-9*math.Max(1, math.Max(math.Abs(a), math.Abs(b)))
 }
@@ -62,22 +79,12 @@ func expectSeries(t *testing.T, p *promtest.Server, q string, at time.Time, labe
 
 func TestRealPrometheusAllMetricTypes(t *testing.T) {
 	prom := promtest.Start(t)
-	cfg, err := ParseConfig(nil, map[string]string{
+	out := startFromEnv(t, map[string]string{
 		"K6_PROMETHEUS_RW_SERVER_URL":    prom.URL + "/api/v1/write",
 		"K6_PROMETHEUS_RW_PUSH_INTERVAL": "100ms",
 		"K6_PROMETHEUS_RW_TREND_STATS":   "p(95),p(99.9),avg,min,max,med,count,sum",
 		"K6_PROMETHEUS_RW_STALE_MARKERS": "true",
-	}, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := New(cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := out.Start(); err != nil {
-		t.Fatal(err)
-	}
+	})
 
 	reg := metrics.NewRegistry()
 	reqs := reg.MustNewMetric("reqs", metrics.Counter)
