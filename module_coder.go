@@ -440,23 +440,32 @@ func (w *coderWorkspace) object() *sobek.Object {
 	set(o, "id", ws.ID)
 	set(o, "owner", ws.Owner)
 	set(o, "template", ws.Template)
+	set(o, "sshSupported", w.ssh)
+	w.setBuild(o, ws)
+	method(o, "delete", w.lifecycle(o, "delete"))
+	method(o, "stop", w.lifecycle(o, "stop"))
+	method(o, "start", w.lifecycle(o, "start"))
+	method(o, "terminal", w.jsTerminal)
+	return o
+}
+
+// setBuild sets the JS properties that change with every build: a real
+// coderd gives the agent a new ID (and so a new address) on each start, and
+// a stopped workspace has no agent. It runs on the event loop.
+func (w *coderWorkspace) setBuild(o *sobek.Object, ws workspace.Workspace) {
+	rt := w.c.mi.vu.Runtime()
 	set(o, "address", ws.Address)
 	set(o, "agentId", ws.AgentID())
-	set(o, "sshSupported", w.ssh)
 	t := rt.NewObject()
 	set(t, "buildMs", ms(ws.Timings.Build))
 	set(t, "agentConnectMs", ms(ws.Timings.AgentConnect))
 	set(t, "readyMs", ms(ws.Timings.Ready))
 	set(o, "timings", t)
-	method(o, "delete", w.lifecycle("delete"))
-	method(o, "stop", w.lifecycle("stop"))
-	method(o, "start", w.lifecycle("start"))
-	method(o, "terminal", w.jsTerminal)
-	return o
 }
 
-// lifecycle returns the JS method for delete, stop or start.
-func (w *coderWorkspace) lifecycle(which string) func(sobek.FunctionCall) sobek.Value {
+// lifecycle returns the JS method for delete, stop or start of o. After
+// stop and start it brings o's agentId, address and timings up to date.
+func (w *coderWorkspace) lifecycle(o *sobek.Object, which string) func(sobek.FunctionCall) sobek.Value {
 	return func(call sobek.FunctionCall) sobek.Value {
 		mi := w.c.mi
 		op := "workspace." + which + "()"
@@ -476,21 +485,26 @@ func (w *coderWorkspace) lifecycle(which string) func(sobek.FunctionCall) sobek.
 			}
 			ctx, cancel := context.WithTimeout(ctx, timeout)
 			defer cancel()
+			var nws workspace.Workspace
 			switch which {
 			case "delete":
-				err = p.Delete(ctx, ws)
+				return undefinedJS, p.Delete(ctx, ws)
 			case "stop":
-				err = p.Stop(ctx, ws)
-			case "start":
-				var nws workspace.Workspace
-				if nws, err = p.Start(ctx, ws); err == nil {
-					w.mu.Lock()
-					w.ws = nws
-					w.mu.Unlock()
-					w.c.mi.root.rememberCoderWorkspace(nws.Address, nws.Name, w.c.deployment().lab)
+				if err = p.Stop(ctx, ws); err != nil {
+					return nil, err
 				}
+				nws = ws
+				nws.Agents, nws.Address, nws.Timings = nil, "", workspace.Timings{}
+			case "start":
+				if nws, err = p.Start(ctx, ws); err != nil {
+					return nil, err
+				}
+				w.c.mi.root.rememberCoderWorkspace(nws.Address, nws.Name, w.c.deployment().lab)
 			}
-			return undefinedJS, err
+			w.mu.Lock()
+			w.ws = nws
+			w.mu.Unlock()
+			return func(rt *sobek.Runtime) sobek.Value { w.setBuild(o, nws); return sobek.Undefined() }, nil
 		})
 	}
 }
@@ -516,7 +530,7 @@ func (w *coderWorkspace) jsTerminal(call sobek.FunctionCall) sobek.Value {
 	})
 	ws := w.get()
 	if ws.AgentID() == "" {
-		mi.throw(fmt.Errorf("%s: workspace %s has no agent", op, ws.Name))
+		mi.throw(fmt.Errorf("%s: workspace %s has no agent (a stopped workspace has none: start() it first)", op, ws.Name))
 	}
 	op = fmt.Sprintf("workspace.terminal() of %s", ws.Name)
 	meta := map[string]string{"workspace": ws.Name, "agent_id": ws.AgentID()}
