@@ -541,11 +541,23 @@ func (w *coderWorkspace) jsTerminal(call sobek.FunctionCall) sobek.Value {
 		}
 		dctx, cancel := context.WithTimeout(ctx, timeout)
 		defer cancel()
+		quiet := w.c.deployment().lab == nil
+		if quiet {
+			tc.Command = quietTerminalCommand
+		}
 		term, err := p.Client().OpenTerminal(dctx, ws.AgentID(), tc)
 		if err != nil {
 			return nil, err
 		}
-		s := &terminalSession{mi: mi, term: term, name: ws.Name, meta: meta}
+		if quiet {
+			stop := context.AfterFunc(dctx, func() { term.Close() })
+			err := waitQuiet(term)
+			if !stop() || err != nil {
+				term.Close()
+				return nil, errors.Join(err, context.Cause(dctx))
+			}
+		}
+		s := &terminalSession{mi: mi, term: term, name: ws.Name, meta: meta, ttyEcho: !quiet}
 		if err := mi.root.track(s); err != nil {
 			term.Close()
 			return nil, err
@@ -561,6 +573,9 @@ type terminalSession struct {
 	name string
 	meta map[string]string
 	once sync.Once
+	// ttyEcho: the tty echoes input itself (a lab's terminal); a real
+	// Coder agent's runs quietTerminalCommand, with the echo off.
+	ttyEcho bool
 }
 
 func (s *terminalSession) object() *sobek.Object {
@@ -580,7 +595,7 @@ func (s *terminalSession) jsEcho(call sobek.FunctionCall) sobek.Value {
 	e := mi.emitter(mi.vu.Context(), s.meta)
 	return mi.async(op, func(ctx context.Context) (toJS, error) {
 		rec := e.startStream("terminal", nil)
-		res, err := terminalEcho(ctx, s.term, cfg, rec)
+		res, err := terminalEchoMode(ctx, s.term, cfg, rec, s.ttyEcho)
 		rec.finish()
 		return echoResult(res, err)
 	})
