@@ -43,7 +43,8 @@ func writeChart(w *strings.Builder, id, title, unit string, width time.Duration,
 		ymax = 1
 	}
 	ymax = niceCeil(ymax)
-	fmt.Fprintf(w, `<figure class="chart" id="%s" data-total="%s"><figcaption>%s`, id, html.EscapeString(total), html.EscapeString(title))
+	fmt.Fprintf(w, `<figure class="chart" id="%s" data-total="%s" data-bucket-seconds="%s"><figcaption>%s`,
+		id, html.EscapeString(total), strconv.FormatFloat(width.Seconds(), 'f', -1, 64), html.EscapeString(title))
 	if total != "" {
 		fmt.Fprintf(w, ` <span class="total">total %s</span>`, html.EscapeString(total))
 	}
@@ -57,7 +58,7 @@ func writeChart(w *strings.Builder, id, title, unit string, width time.Duration,
 	span := time.Duration(max(n, 1)) * width
 	for i := 0; i <= 4; i++ {
 		x := padL + plotW*float64(i)/4
-		fmt.Fprintf(w, `<text class="xlab" x="%.1f" y="%g">%s</text>`, x, chartH-6, fmtElapsed(span*time.Duration(i)/4))
+		fmt.Fprintf(w, `<text class="xlab" x="%.1f" y="%g">%s</text>`, x, chartH-6, fmtTick(span*time.Duration(i)/4, span))
 	}
 	xOf := func(i int) float64 {
 		if n <= 1 {
@@ -140,7 +141,14 @@ func fmtElapsed(d time.Duration) string {
 	return fmt.Sprintf("%d:%02d", s/60, s%60)
 }
 
-func itoa(i int) string { return strconv.Itoa(i) }
+// fmtTick labels a time axis tick: seconds with a decimal on short spans,
+// m:ss otherwise.
+func fmtTick(d, span time.Duration) string {
+	if span < 30*time.Second {
+		return strconv.FormatFloat(d.Seconds(), 'f', 1, 64) + "s"
+	}
+	return fmtElapsed(d)
+}
 
 // pageState is what a render needs besides the aggregates.
 type pageState struct {
@@ -450,7 +458,7 @@ func fmtSecs(d time.Duration) string { return strconv.FormatFloat(d.Seconds(), '
 // replaces the body on every server-sent update) or the report.
 func writePage(out io.Writer, body string, live bool) error {
 	var b strings.Builder
-	b.WriteString(`<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">`)
+	b.WriteString(`<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><link rel="icon" href="data:,">`)
 	if live {
 		b.WriteString(`<title>cdeload live dashboard</title>`)
 	} else {

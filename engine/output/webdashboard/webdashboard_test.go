@@ -134,8 +134,8 @@ func TestTimelineAndFailures(t *testing.T) {
 	for _, want := range []string{
 		`<tr class="th-failing" data-state="failing"><td>traffic_rtt{transport:ssh}</td><td><code>p(95)&lt;1</code>`,
 		`<tr class="th-passing" data-state="passing"><td>traffic_rtt{transport:ssh}</td><td><code>max&lt;10</code>`,
-		`id="chart-rtt-ssh" data-total="2"`,
-		`id="chart-iterations" data-total="1"`,
+		`id="chart-rtt-ssh" data-total="2" data-bucket-seconds="1"`,
+		`id="chart-iterations" data-total="1" data-bucket-seconds="1"`,
 		`<td>1</td><td>create: agent never connected</td>`,
 	} {
 		if !strings.Contains(page, want) {
