@@ -501,7 +501,7 @@ table{border-collapse:collapse;background:#fff}td,th{border:1px solid #dde;paddi
 .legend{list-style:none;padding:0;margin:2px 0;display:flex;gap:12px;font-size:12px}.legend li:before{content:"";display:inline-block;width:10px;height:3px;margin-right:4px;vertical-align:middle;background:currentColor}
 .c1{color:#0969da;stroke:#0969da;fill:#0969da}.c2{color:#1a7f37;stroke:#1a7f37;fill:#1a7f37}.c3{color:#bf8700;stroke:#bf8700;fill:#bf8700}.c4{color:#cf222e;stroke:#cf222e;fill:#cf222e}
 .failures{width:100%}
-.rows{list-style:none;padding:0;margin:0}.ws-row{display:grid;grid-template-columns:220px 1fr;align-items:center;border-bottom:1px solid #eef;min-height:16px}
+.rows{list-style:none;padding:0;margin:0}.ws-row{display:grid;grid-template-columns:220px 1fr;align-items:center;border-bottom:1px solid #eef;min-height:16px;content-visibility:auto;contain-intrinsic-size:auto 17px}
 .ws-name{font:12px ui-monospace,monospace;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}
 .track{position:relative;height:12px;background:#f0f2f5}.seg{position:absolute;top:0;bottom:0;display:block}
 .fail-mark{position:absolute;top:-3px;color:#cf222e;font-size:13px;transform:translateX(-50%)}.ws-note{grid-column:2;font-size:11px;color:#cf222e}
