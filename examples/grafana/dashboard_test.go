@@ -234,4 +234,3 @@ func labelValues(t *testing.T, base, def string) []string {
 	}
 	return r.Data
 }
-
