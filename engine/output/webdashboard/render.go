@@ -58,7 +58,14 @@ func writeChart(w *strings.Builder, id, title, unit string, width time.Duration,
 	span := time.Duration(max(n, 1)) * width
 	for i := 0; i <= 4; i++ {
 		x := padL + plotW*float64(i)/4
-		fmt.Fprintf(w, `<text class="xlab" x="%.1f" y="%g">%s</text>`, x, chartH-6, fmtTick(span*time.Duration(i)/4, span))
+		anchor := "middle"
+		switch i {
+		case 0:
+			anchor = "start"
+		case 4:
+			anchor = "end"
+		}
+		fmt.Fprintf(w, `<text class="xlab" x="%.1f" y="%g" text-anchor="%s">%s</text>`, x, chartH-6, anchor, fmtTick(span*time.Duration(i)/4, span))
 	}
 	xOf := func(i int) float64 {
 		if n <= 1 {
@@ -405,10 +412,15 @@ func (a *aggregator) renderTimeline(w *strings.Builder, end time.Time) {
 	pct := func(t time.Time) float64 {
 		return math.Max(0, math.Min(100, 100*float64(t.Sub(a.start))/float64(total)))
 	}
+	// Long timelines lay out and paint only the rows on screen.
+	many := ""
+	if len(rows) > 200 {
+		many = " many"
+	}
 	fmt.Fprintf(w, `<section class="timeline"><h2>Workspaces timeline</h2><p class="legend-phases">`+
 		`<span class="p-build">building</span> <span class="p-agent">agent connecting</span> <span class="p-start">starting</span> `+
 		`<span class="p-idle">ready</span> <span class="p-traffic">traffic</span> <span class="p-delete">deleting</span> `+
-		`<span class="p-failed">✕ failed</span> · 0:00 to %s</p><ol class="rows" data-rows="%d">`, fmtElapsed(total), len(rows))
+		`<span class="p-failed">✕ failed</span> · 0:00 to %s</p><ol class="rows%s" data-rows="%d">`, fmtElapsed(total), many, len(rows))
 	for _, r := range rows {
 		ev := r.events()
 		w.WriteString(`<li class="ws-row`)
@@ -496,12 +508,13 @@ table{border-collapse:collapse;background:#fff}td,th{border:1px solid #dde;paddi
 .th-passing td:last-child{color:#1a7f37;font-weight:600}.th-failing td:last-child{color:#cf222e;font-weight:600}
 .charts{display:flex;flex-wrap:wrap;gap:12px}.chart{margin:0;background:#fff;border:1px solid #dde;border-radius:6px;padding:8px;width:640px;max-width:100%}
 .chart figcaption{font-weight:600}.chart .total{font-weight:400;color:#555;margin-left:8px}.chart svg{width:100%;height:auto}
-.grid{stroke:#eee}.ylab{font-size:10px;text-anchor:end;fill:#666}.xlab{font-size:10px;text-anchor:middle;fill:#666}
+.grid{stroke:#eee}.ylab{font-size:10px;text-anchor:end;fill:#666}.xlab{font-size:10px;fill:#666}
 .series polyline{fill:none;stroke-width:1.6}.unit{font-size:11px;color:#777;margin:0}
 .legend{list-style:none;padding:0;margin:2px 0;display:flex;gap:12px;font-size:12px}.legend li:before{content:"";display:inline-block;width:10px;height:3px;margin-right:4px;vertical-align:middle;background:currentColor}
 .c1{color:#0969da;stroke:#0969da;fill:#0969da}.c2{color:#1a7f37;stroke:#1a7f37;fill:#1a7f37}.c3{color:#bf8700;stroke:#bf8700;fill:#bf8700}.c4{color:#cf222e;stroke:#cf222e;fill:#cf222e}
 .failures{width:100%}
-.rows{list-style:none;padding:0;margin:0}.ws-row{display:grid;grid-template-columns:220px 1fr;align-items:center;border-bottom:1px solid #eef;min-height:16px;content-visibility:auto;contain-intrinsic-size:auto 17px}
+.rows{list-style:none;padding:0;margin:0}.ws-row{display:grid;grid-template-columns:220px 1fr;align-items:center;border-bottom:1px solid #eef;min-height:16px}
+.rows.many .ws-row{content-visibility:auto;contain-intrinsic-size:auto 17px}@media print{.rows.many .ws-row{content-visibility:visible}}
 .ws-name{font:12px ui-monospace,monospace;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}
 .track{position:relative;height:12px;background:#f0f2f5}.seg{position:absolute;top:0;bottom:0;display:block}
 .fail-mark{position:absolute;top:-3px;color:#cf222e;font-size:13px;transform:translateX(-50%)}.ws-note{grid-column:2;font-size:11px;color:#cf222e}
