@@ -98,12 +98,12 @@ type aggregator struct {
 	scenarios  map[string]float64
 	totals     struct {
 		iterations, ready, failed, checksPass, checksFail, ticksMissed, trafficErrors, bytesSent, bytesR float64
-		rttCount                                                                                         map[string]float64
 		readyDur                                                                                         hist
 		rtt                                                                                              map[string]*hist
 	}
 	transports []string
 	unnamed    int
+	lastRecord *wsRecord // the record found last (a cache)
 	last       time.Time
 
 	thresholds []*threshold
@@ -113,7 +113,6 @@ type aggregator struct {
 func newAggregator(start time.Time) *aggregator {
 	a := &aggregator{start: start, width: time.Second, workspaces: map[string]*wsRecord{},
 		failures: map[string]int{}, scenarios: map[string]float64{}, sinks: map[string]metrics.Sink{}}
-	a.totals.rttCount = map[string]float64{}
 	a.totals.rtt = map[string]*hist{}
 	return a
 }
@@ -167,7 +166,12 @@ func (a *aggregator) coarsen() {
 }
 
 func (a *aggregator) record(name string, s *metrics.Sample) *wsRecord {
+	// Samples come in runs of one workspace (an echo stream's batch).
+	if r := a.lastRecord; r != nil && r.name == name {
+		return r
+	}
 	r := a.workspaces[name]
+	defer func() { a.lastRecord = r }()
 	if r == nil {
 		r = &wsRecord{name: name, order: len(a.workspaces)}
 		a.workspaces[name] = r
@@ -284,7 +288,6 @@ func (a *aggregator) addSample(s *metrics.Sample) {
 			slices.Sort(a.transports)
 		}
 		a.totals.rtt[tr].add(s.Value)
-		a.totals.rttCount[tr]++
 		b.rttOf(tr).add(s.Value)
 		a.traffic(ws, s)
 	case "traffic_bytes_sent":

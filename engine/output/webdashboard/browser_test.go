@@ -204,6 +204,18 @@ func repoRoot(t *testing.T) string {
 	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", "..", ".."))
 }
 
+// buildCdeload builds the CLI into dir and returns its path.
+func buildCdeload(t *testing.T, dir string) string {
+	t.Helper()
+	bin := filepath.Join(dir, "cdeload")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/cdeload")
+	build.Dir = repoRoot(t)
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	return bin
+}
+
 func freePort(t *testing.T) int {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -229,12 +241,7 @@ func TestBrowserLiveAndReport(t *testing.T) {
 	}
 	root := repoRoot(t)
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "cdeload")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/cdeload")
-	build.Dir = root
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildCdeload(t, dir)
 	port := freePort(t)
 	report := filepath.Join(dir, "report.html")
 	summary := filepath.Join(dir, "summary.json")

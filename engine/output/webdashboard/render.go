@@ -75,11 +75,13 @@ func writeChart(w *strings.Builder, id, title, unit string, width time.Duration,
 	}
 	for _, l := range lines {
 		points, sum := 0, 0.0
-		var seg strings.Builder
+		var seg []byte // "x,y x,y ..." of the current run of points
 		flush := func() {
-			if seg.Len() > 0 {
-				fmt.Fprintf(w, `<polyline points="%s"/>`, strings.TrimSpace(seg.String()))
-				seg.Reset()
+			if len(seg) > 0 {
+				w.WriteString(`<polyline points="`)
+				w.Write(seg[:len(seg)-1])
+				w.WriteString(`"/>`)
+				seg = seg[:0]
 			}
 		}
 		fmt.Fprintf(w, `<g class="series %s" data-series="%s"`, l.class, html.EscapeString(l.name))
@@ -96,7 +98,10 @@ func writeChart(w *strings.Builder, id, title, unit string, width time.Duration,
 				flush()
 				continue
 			}
-			fmt.Fprintf(&seg, "%.1f,%.1f ", xOf(i), padT+plotH*(1-y/ymax))
+			seg = strconv.AppendFloat(seg, xOf(i), 'f', 1, 64)
+			seg = append(seg, ',')
+			seg = strconv.AppendFloat(seg, padT+plotH*(1-y/ymax), 'f', 1, 64)
+			seg = append(seg, ' ')
 		}
 		flush()
 		if points == 1 {
@@ -227,26 +232,31 @@ func (a *aggregator) render(w *strings.Builder, st pageState) {
 		{name: "ready/s", class: "c2", ys: col(func(b *bucket) float64 { return b.ready / sec })},
 		{name: "failed/s", class: "c4", ys: col(func(b *bucket) float64 { return b.failed / sec })},
 	}, fmtCount(a.totals.ready))
-	q := func(h func(b *bucket) *hist, i int) []float64 {
-		return col(func(b *bucket) float64 {
-			v, ok := h(b).quantiles(0.5, 0.95, 0.99)
-			if !ok {
-				return nan
+	// percentiles returns the p50, p95 and p99 lines of the histograms h
+	// picks from each bucket (one pass over each histogram).
+	percentiles := func(h func(b *bucket) *hist) []line {
+		ls := []line{{name: "p50", class: "c1"}, {name: "p95", class: "c3"}, {name: "p99", class: "c4"}}
+		for i := range ls {
+			ls[i].ys = make([]float64, nb)
+		}
+		for j := range a.buckets {
+			v, ok := h(&a.buckets[j]).quantiles(0.5, 0.95, 0.99)
+			for i := range ls {
+				ls[i].ys[j] = nan
+				if ok {
+					ls[i].ys[j] = v[i]
+				}
 			}
-			return v[i]
-		})
+		}
+		return ls
 	}
-	rd := func(b *bucket) *hist { return &b.readyDur }
-	writeChart(w, "chart-ready-duration", "workspace_ready_duration percentiles", "ms", a.width, []line{
-		{name: "p50", class: "c1", ys: q(rd, 0)}, {name: "p95", class: "c3", ys: q(rd, 1)}, {name: "p99", class: "c4", ys: q(rd, 2)},
-	}, fmtCount(float64(a.totals.readyDur.count)))
+	writeChart(w, "chart-ready-duration", "workspace_ready_duration percentiles", "ms", a.width,
+		percentiles(func(b *bucket) *hist { return &b.readyDur }), fmtCount(float64(a.totals.readyDur.count)))
 	a.renderFailures(w)
 	w.WriteString(`<h2>Traffic</h2>`)
 	for _, tr := range a.transports {
-		rt := func(b *bucket) *hist { return b.rtt[tr] }
-		writeChart(w, "chart-rtt-"+tr, "traffic_rtt percentiles, transport "+tr, "ms", a.width, []line{
-			{name: "p50", class: "c1", ys: q(rt, 0)}, {name: "p95", class: "c3", ys: q(rt, 1)}, {name: "p99", class: "c4", ys: q(rt, 2)},
-		}, fmtCount(a.totals.rttCount[tr]))
+		writeChart(w, "chart-rtt-"+tr, "traffic_rtt percentiles, transport "+tr, "ms", a.width,
+			percentiles(func(b *bucket) *hist { return b.rtt[tr] }), fmtCount(float64(a.totals.rtt[tr].count)))
 	}
 	writeChart(w, "chart-bytes", "Traffic bytes per second", "bytes/s", a.width, []line{
 		{name: "sent", class: "c1", ys: col(func(b *bucket) float64 { return b.bytesSent / sec })},
