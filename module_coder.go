@@ -330,10 +330,26 @@ func (o *coderObserver) OnPhase(phase string, d time.Duration, ws workspace.Work
 }
 
 // OnFailure implements workspace.Observer.
-func (o *coderObserver) OnFailure(op string, _ error) {
+func (o *coderObserver) OnFailure(op string, err error) {
 	if e := o.cur.Load(); e != nil && e.ms != nil {
+		e = e.withMeta(failureMeta(op, err))
 		e.push(e.sample(e.ms.workspaceFailed, 1))
 	}
+}
+
+// failureMeta is the metadata of a workspace_failed sample: the operation
+// and its error (cut to 300 bytes), which the web dashboard shows as the
+// failure's reason.
+func failureMeta(op string, err error) map[string]string {
+	m := map[string]string{"op": op}
+	if err != nil {
+		msg := err.Error()
+		if len(msg) > 300 {
+			msg = strings.ToValidUTF8(msg[:300], "") + "…"
+		}
+		m["error"] = msg
+	}
+	return m
 }
 
 // withMeta returns a copy of e with extra metadata.

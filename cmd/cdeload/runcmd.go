@@ -20,6 +20,7 @@ import (
 	"github.com/cdeload/cdeload/engine/modules"
 	"github.com/cdeload/cdeload/engine/options"
 	"github.com/cdeload/cdeload/engine/output"
+	"github.com/cdeload/cdeload/engine/output/webdashboard"
 	"github.com/cdeload/cdeload/engine/run"
 )
 
@@ -226,7 +227,7 @@ func prepareRun(ctx context.Context, s *stdio, f *runFlags, log *slog.Logger) (*
 		}
 	}
 	rc.runTags = metrics.NewTagSet(rc.opts.Tags)
-	for _, o := range f.outputs(s.env, cf.Out) {
+	for _, o := range webdashboard.WithEnv(f.outputs(s.env, cf.Out), s.env) {
 		typ, arg, _ := strings.Cut(o, "=")
 		out, err := output.New(typ, output.Params{Arg: arg, Env: s.env, ConfigJSON: cf.Collectors[typ], Logger: log,
 			Stdout: s.out, Stderr: s.errOut, RunTags: rc.runTags})

@@ -9,7 +9,7 @@ import (
 
 func TestAllOutputsRegistered(t *testing.T) {
 	types := output.Types()
-	for _, want := range []string{"csv", "json", "experimental-prometheus-rw", "prometheus-rw"} {
+	for _, want := range []string{"csv", "json", "experimental-prometheus-rw", "prometheus-rw", "web-dashboard"} {
 		if !slices.Contains(types, want) {
 			t.Errorf("output %q not registered; registered: %v", want, types)
 		}
