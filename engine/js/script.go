@@ -60,6 +60,8 @@ type Script struct {
 	logger  *slog.Logger
 	vus     sync.Map // *sobek.Runtime → *vu, while the VU runs init
 	vu0     *vu
+	rootsMu sync.Mutex
+	roots   map[string]modules.Module // per-script module roots (k6/http…)
 
 	options json.RawMessage
 	exports []string
