@@ -6,6 +6,9 @@ import (
 
 	"github.com/grafana/sobek"
 
+	"github.com/cdeload/cdeload/engine/js/k6crypto"
+	"github.com/cdeload/cdeload/engine/js/k6data"
+	"github.com/cdeload/cdeload/engine/js/k6encoding"
 	"github.com/cdeload/cdeload/engine/js/k6http"
 	"github.com/cdeload/cdeload/engine/metrics"
 	"github.com/cdeload/cdeload/engine/modules"
@@ -23,7 +26,10 @@ var builtinModules = map[string]func(v *vu) (modules.Exports, error){
 // script gets its own root instance (shared by its VUs), made on first
 // import.
 var rootModules = map[string]func() modules.Module{
-	"k6/http": func() modules.Module { return k6http.New() },
+	"k6/http":     func() modules.Module { return k6http.New() },
+	"k6/data":     func() modules.Module { return k6data.New() },
+	"k6/encoding": func() modules.Module { return k6encoding.New() },
+	"k6/crypto":   func() modules.Module { return k6crypto.New() },
 }
 
 func builtinModule(name string) (func(v *vu) (modules.Exports, error), bool) {
