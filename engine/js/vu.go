@@ -146,6 +146,7 @@ func (v *vu) setGlobals() {
 	}
 	must(g.Set("__ENV", v.env))
 	must(g.Set("open", v.open))
+	must(g.Set("require", v.requireFrom(nil)))
 	must(g.Set("console", newConsole(v)))
 	v.timers.install(g)
 }
