@@ -56,7 +56,11 @@ func Bytes(v sobek.Value) ([]byte, bool) {
 		return x, true
 	}
 	if obj, ok := v.(*sobek.Object); ok {
-		if ab, ok := obj.Get("buffer").Export().(sobek.ArrayBuffer); ok {
+		buf := obj.Get("buffer")
+		if buf == nil {
+			return nil, false
+		}
+		if ab, ok := buf.Export().(sobek.ArrayBuffer); ok {
 			off, n := int(obj.Get("byteOffset").ToInteger()), int(obj.Get("byteLength").ToInteger())
 			b := ab.Bytes()
 			if off >= 0 && n >= 0 && off+n <= len(b) {

@@ -36,10 +36,17 @@ func (in *instance) jarObject(j *cookieJar) *sobek.Object {
 	}
 	_ = o.Set("cookiesForURL", func(v sobek.Value) sobek.Value {
 		u := parseURL("cookiesForURL", v)
-		out := rt.NewObject()
+		byName := map[string][]any{}
+		var order []string
 		for _, c := range j.jar.Cookies(u) {
-			prev, _ := out.Get(c.Name).Export().([]any)
-			_ = out.Set(c.Name, append(prev, c.Value))
+			if _, ok := byName[c.Name]; !ok {
+				order = append(order, c.Name)
+			}
+			byName[c.Name] = append(byName[c.Name], c.Value)
+		}
+		out := rt.NewObject()
+		for _, n := range order {
+			_ = out.Set(n, rt.NewArray(byName[n]...))
 		}
 		return out
 	})

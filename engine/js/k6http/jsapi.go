@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/grafana/sobek"
+
+	"github.com/cdeload/cdeload/engine/js/k6encoding"
 )
 
 // fileData is what http.file() returns: a file for a multipart body.
@@ -255,8 +257,13 @@ func (in *instance) parseParams(r *request, p *sobek.Object) {
 				r.jar = nil
 				continue
 			}
-			j, ok := v.(*sobek.Object).Get("__jar").Export().(*cookieJar)
-			if !ok {
+			var j *cookieJar
+			if o, isObj := v.(*sobek.Object); isObj {
+				if jv := o.Get("__jar"); jv != nil {
+					j, _ = jv.Export().(*cookieJar)
+				}
+			}
+			if j == nil {
 				in.throw("params.jar must be a cookie jar from http.cookieJar() or new http.CookieJar()")
 			}
 			r.jar = j
@@ -311,27 +318,7 @@ func parseTimeout(in *instance, v sobek.Value) time.Duration {
 }
 
 // bytesOf returns the bytes of a string, ArrayBuffer or typed array.
-func bytesOf(v sobek.Value) ([]byte, bool) {
-	switch x := v.Export().(type) {
-	case string:
-		return []byte(x), true
-	case sobek.ArrayBuffer:
-		return x.Bytes(), true
-	case []byte:
-		return x, true
-	}
-	if obj, ok := v.(*sobek.Object); ok {
-		if ab, ok := obj.Get("buffer").Export().(sobek.ArrayBuffer); ok {
-			off := int(obj.Get("byteOffset").ToInteger())
-			n := int(obj.Get("byteLength").ToInteger())
-			b := ab.Bytes()
-			if off >= 0 && n >= 0 && off+n <= len(b) {
-				return b[off : off+n], true
-			}
-		}
-	}
-	return nil, false
-}
+func bytesOf(v sobek.Value) ([]byte, bool) { return k6encoding.Bytes(v) }
 
 func (in *instance) parseBody(r *request, body sobek.Value) {
 	if b, ok := bytesOf(body); ok {
