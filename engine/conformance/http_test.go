@@ -184,7 +184,9 @@ func TestHTTPModule(t *testing.T) {
 		"the url template": func(tg map[string]string) bool {
 			return strings.HasSuffix(tg["name"], "/items/${}") && strings.HasSuffix(tg["url"], "/items/7")
 		},
-		"the name tag": func(tg map[string]string) bool { return tg["name"] == "expected404" && tg["expected_response"] == "true" },
+		"the name tag": func(tg map[string]string) bool {
+			return tg["name"] == "expected404" && tg["expected_response"] == "true"
+		},
 		"the grouped request": func(tg map[string]string) bool {
 			return tg["group"] == "::grouped" && tg["method"] == "GET" && tg["scenario"] == "default"
 		},
