@@ -146,6 +146,10 @@ func Parse(ctx context.Context, cfg Config) (*Script, error) {
 	if err := s.collectExports(); err != nil {
 		return nil, err
 	}
+	// VU 0 is done: nothing resolves or runs on it any more. Dropping its
+	// runtime frees what init code built there (a SharedArray's source
+	// array, say) for the rest of the run.
+	s.vu0 = nil
 	return s, nil
 }
 

@@ -4,6 +4,8 @@ package k6data
 
 import (
 	"fmt"
+	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/grafana/sobek"
@@ -20,12 +22,18 @@ type Module struct {
 // New returns k6/data for one script.
 func New() *Module { return &Module{arrays: map[string]*shared{}} }
 
-// shared is one SharedArray: its elements as JSON texts, kept once.
+// shared is one SharedArray: its elements as JSON texts, kept once, all
+// in one string (one allocation: no heap fragmentation) with offsets.
 type shared struct {
-	once  sync.Once
-	elems []string
-	err   error
+	once sync.Once
+	data string
+	offs []int // element i is data[offs[i]:offs[i+1]]
+	err  error
 }
+
+func (s *shared) len() int { return max(len(s.offs)-1, 0) }
+
+func (s *shared) elem(i int) string { return s.data[s.offs[i]:s.offs[i+1]] }
 
 // NewModuleInstance implements modules.Module.
 func (m *Module) NewModuleInstance(vu modules.VU) modules.Instance {
@@ -62,15 +70,16 @@ func (in *instance) newSharedArray(call sobek.ConstructorCall) *sobek.Object {
 		in.m.arrays[name.String()] = s
 	}
 	in.m.mu.Unlock()
-	s.once.Do(func() { s.elems, s.err = in.build(name.String(), fn) })
+	s.once.Do(func() { s.data, s.offs, s.err = in.build(name.String(), fn) })
 	if s.err != nil {
 		panic(in.rt.NewGoError(s.err))
 	}
 	return in.rt.NewDynamicArray(&view{in: in, s: s})
 }
 
-// build calls fn and keeps the JSON text of each element.
-func (in *instance) build(name string, fn sobek.Callable) (elems []string, err error) {
+// build calls fn and returns the JSON texts of the elements, concatenated,
+// and where each starts.
+func (in *instance) build(name string, fn sobek.Callable) (data string, offs []int, err error) {
 	defer func() {
 		if x := recover(); x != nil {
 			err = fmt.Errorf("new SharedArray(%q): %v", name, x)
@@ -78,27 +87,36 @@ func (in *instance) build(name string, fn sobek.Callable) (elems []string, err e
 	}()
 	res, err := fn(sobek.Undefined())
 	if err != nil {
-		return nil, fmt.Errorf("new SharedArray(%q): %w", name, err)
+		return "", nil, fmt.Errorf("new SharedArray(%q): %w", name, err)
 	}
 	arr, ok := res.(*sobek.Object)
 	if !ok || arr.ClassName() != "Array" {
-		return nil, fmt.Errorf("new SharedArray(%q): the function must return an array", name)
+		return "", nil, fmt.Errorf("new SharedArray(%q): the function must return an array", name)
 	}
 	stringify, _ := sobek.AssertFunction(in.rt.Get("JSON").ToObject(in.rt).Get("stringify"))
 	n := int(arr.Get("length").ToInteger())
-	elems = make([]string, n)
+	elems := make([]string, n)
+	total := 0
 	for i := 0; i < n; i++ {
-		s, err := stringify(sobek.Undefined(), arr.Get(fmt.Sprint(i)))
+		s, err := stringify(sobek.Undefined(), arr.Get(strconv.Itoa(i)))
 		if err != nil {
-			return nil, fmt.Errorf("new SharedArray(%q): element %d: %w", name, i, err)
+			return "", nil, fmt.Errorf("new SharedArray(%q): element %d: %w", name, i, err)
 		}
-		if sobek.IsUndefined(s) {
-			elems[i] = "null"
-			continue
+		elems[i] = "null"
+		if !sobek.IsUndefined(s) {
+			elems[i] = s.String()
 		}
-		elems[i] = s.String()
+		total += len(elems[i])
 	}
-	return elems, nil
+	var b strings.Builder
+	b.Grow(total)
+	offs = make([]int, n+1)
+	for i, e := range elems {
+		offs[i] = b.Len()
+		b.WriteString(e)
+	}
+	offs[n] = b.Len()
+	return b.String(), offs, nil
 }
 
 // view is one VU's read-only view of a shared array: elements are parsed
@@ -108,15 +126,15 @@ type view struct {
 	s  *shared
 }
 
-func (v *view) Len() int { return len(v.s.elems) }
+func (v *view) Len() int { return v.s.len() }
 
 func (v *view) Get(idx int) sobek.Value {
-	if idx < 0 || idx >= len(v.s.elems) {
+	if idx < 0 || idx >= v.s.len() {
 		return sobek.Undefined()
 	}
 	rt := v.in.rt
 	parse, _ := sobek.AssertFunction(rt.Get("JSON").ToObject(rt).Get("parse"))
-	val, err := parse(sobek.Undefined(), rt.ToValue(v.s.elems[idx]))
+	val, err := parse(sobek.Undefined(), rt.ToValue(v.s.elem(idx)))
 	if err != nil {
 		panic(err)
 	}

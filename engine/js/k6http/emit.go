@@ -3,6 +3,7 @@ package k6http
 import (
 	"context"
 	"net/http"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -22,47 +23,11 @@ func (in *instance) emit(r *request, hops []*hop) {
 		return
 	}
 	base, meta := st.Tags()
-	enabled := in.cfg.tagSet
-	add := func(t *metrics.TagSet, k, v string) *metrics.TagSet {
-		if enabled[k] {
-			return t.With(k, v)
-		}
-		return t
-	}
 	samples := make([]metrics.Sample, 0, len(hops)*9+2)
 	var end time.Time
 	for _, h := range hops {
-		t := base
-		for k, v := range r.tags {
-			t = t.With(k, v)
-		}
-		t = add(t, "method", h.method)
-		t = add(t, "url", h.url)
-		name := r.name
-		if name == "" || len(hops) > 1 && h != hops[0] && r.tags["name"] == "" {
-			name = h.url
-		}
-		if _, has := r.tags["name"]; !has {
-			t = add(t, "name", name)
-		}
-		t = add(t, "status", strconv.Itoa(h.status))
-		if h.proto != "" {
-			t = add(t, "proto", h.proto)
-		}
-		if h.tlsVersion != "" {
-			t = add(t, "tls_version", h.tlsVersion)
-		}
-		if h.errCode != 0 {
-			t = add(t, "error_code", strconv.Itoa(h.errCode))
-		}
-		if h.errMsg != "" {
-			t = add(t, "error", h.errMsg)
-		}
-		expected := false
-		if r.expected != nil {
-			expected = h.err == nil && r.expected.match(h.status)
-			t = add(t, "expected_response", strconv.FormatBool(expected))
-		}
+		expected := r.expected != nil && h.err == nil && r.expected.match(h.status)
+		t := in.tagsFor(base, r, h, hops, expected)
 		end = h.start.Add(h.timings.blocked + h.timings.connecting + h.timings.tlsHandshaking + h.timings.duration)
 		tm := h.timings
 		s := func(m *metrics.Metric, v float64) {
@@ -88,6 +53,82 @@ func (in *instance) emit(r *request, hops []*hop) {
 			metrics.Sample{Metric: hm.dataReceived, Tags: base, Time: now, Value: float64(recv), Metadata: meta})
 	}
 	metrics.PushIfNotDone(in.vu.Context(), st.Samples, samples...)
+}
+
+// maxTagCache bounds a VU's cache of request tag sets.
+const maxTagCache = 1024
+
+// tagsFor returns the tag set of a hop's samples: the VU's tags, the
+// request's tags and the enabled system tags. Tag sets repeat (same URL,
+// status…), so they are cached per VU while the VU's tags stay the same.
+func (in *instance) tagsFor(base *metrics.TagSet, r *request, h *hop, hops []*hop, expected bool) *metrics.TagSet {
+	name := r.name
+	if name == "" || (h != hops[0] && r.tags["name"] == "") {
+		name = h.url
+	}
+	var kb strings.Builder
+	for _, s := range []string{h.method, h.url, name, strconv.Itoa(h.status), h.proto, h.tlsVersion, strconv.Itoa(h.errCode), h.errMsg} {
+		kb.WriteString(s)
+		kb.WriteByte(0)
+	}
+	if r.expected != nil {
+		kb.WriteString(strconv.FormatBool(expected))
+	}
+	if len(r.tags) > 0 {
+		keys := make([]string, 0, len(r.tags))
+		for k := range r.tags {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			kb.WriteByte(1)
+			kb.WriteString(k)
+			kb.WriteByte(0)
+			kb.WriteString(r.tags[k])
+		}
+	}
+	key := kb.String()
+	if in.tagBase != base || len(in.tagCache) >= maxTagCache {
+		in.tagBase = base
+		in.tagCache = map[string]*metrics.TagSet{}
+	}
+	if t, ok := in.tagCache[key]; ok {
+		return t
+	}
+	m := base.Map()
+	for k, v := range r.tags {
+		m[k] = v
+	}
+	enabled := in.cfg.tagSet
+	add := func(k, v string) {
+		if enabled[k] {
+			m[k] = v
+		}
+	}
+	add("method", h.method)
+	add("url", h.url)
+	if _, has := r.tags["name"]; !has {
+		add("name", name)
+	}
+	add("status", strconv.Itoa(h.status))
+	if h.proto != "" {
+		add("proto", h.proto)
+	}
+	if h.tlsVersion != "" {
+		add("tls_version", h.tlsVersion)
+	}
+	if h.errCode != 0 {
+		add("error_code", strconv.Itoa(h.errCode))
+	}
+	if h.errMsg != "" {
+		add("error", h.errMsg)
+	}
+	if r.expected != nil {
+		add("expected_response", strconv.FormatBool(expected))
+	}
+	t := metrics.NewTagSet(m)
+	in.tagCache[key] = t
+	return t
 }
 
 // asyncRequest is http.asyncRequest: the request runs off the VU

@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/textproto"
 	"net/url"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -372,116 +371,127 @@ func (in *instance) parseBody(r *request, body sobek.Value) {
 	r.header.Set("Content-Type", mw.FormDataContentType())
 }
 
+// response is the JS response object: a Go struct, so that its fields
+// are turned into JS values only when the script reads them.
+type response struct {
+	Status     int                 `js:"status"`
+	StatusText string              `js:"status_text"`
+	URL        string              `js:"url"`
+	Proto      string              `js:"proto"`
+	RemoteIP   string              `js:"remote_ip"`
+	RemotePort int                 `js:"remote_port"`
+	TLSVersion string              `js:"tls_version"`
+	Error      string              `js:"error"`
+	ErrorCode  int                 `js:"error_code"`
+	Headers    map[string]string   `js:"headers"`
+	Cookies    map[string][]cookie `js:"cookies"`
+	Body       sobek.Value         `js:"body"`
+	Timings    respTimings         `js:"timings"`
+	Request    respRequest         `js:"request"`
+
+	in     *instance
+	raw    []byte
+	parsed sobek.Value
+}
+
+type cookie struct {
+	Name     string `js:"name"`
+	Value    string `js:"value"`
+	Domain   string `js:"domain"`
+	Path     string `js:"path"`
+	HTTPOnly bool   `js:"http_only"`
+	Secure   bool   `js:"secure"`
+	MaxAge   int    `js:"max_age"`
+	Expires  int64  `js:"expires"`
+}
+
+type respTimings struct {
+	Blocked        float64 `js:"blocked"`
+	Connecting     float64 `js:"connecting"`
+	TLSHandshaking float64 `js:"tls_handshaking"`
+	Sending        float64 `js:"sending"`
+	Waiting        float64 `js:"waiting"`
+	Receiving      float64 `js:"receiving"`
+	Duration       float64 `js:"duration"`
+}
+
+type reqCookieJS struct {
+	Name    string `js:"name"`
+	Value   string `js:"value"`
+	Replace bool   `js:"replace"`
+}
+
+type respRequest struct {
+	Method  string                   `js:"method"`
+	URL     string                   `js:"url"`
+	Headers map[string][]string      `js:"headers"`
+	Body    string                   `js:"body"`
+	Cookies map[string][]reqCookieJS `js:"cookies"`
+}
+
+// JSON parses the body as JSON (once) and returns it, or the value at
+// selector ("a.b.0").
+func (r *response) JSON(selector sobek.Value) sobek.Value {
+	rt := r.in.rt
+	if r.raw == nil {
+		r.in.throw("the body is null: there is nothing to parse as JSON")
+	}
+	if r.parsed == nil {
+		parse, _ := sobek.AssertFunction(rt.Get("JSON").ToObject(rt).Get("parse"))
+		v, err := parse(sobek.Undefined(), rt.ToValue(string(r.raw)))
+		if err != nil {
+			panic(err)
+		}
+		r.parsed = v
+	}
+	if !isNullish(selector) {
+		return selectPath(rt, r.parsed, selector.String())
+	}
+	return r.parsed
+}
+
 // response builds the JS response object of a hop.
 func (in *instance) response(r *request, h *hop) sobek.Value {
 	rt := in.rt
-	o := rt.NewObject()
-	set := func(k string, v any) { _ = o.Set(k, v) }
-	set("status", h.status)
-	set("status_text", h.statusText)
-	set("url", h.url)
-	set("proto", h.proto)
-	set("remote_ip", h.remoteIP)
-	set("remote_port", h.remotePort)
-	set("tls_version", h.tlsVersion)
-	set("error", h.errMsg)
-	set("error_code", h.errCode)
-	hdr := rt.NewObject()
-	for k, vs := range h.header {
-		_ = hdr.Set(k, strings.Join(vs, ", "))
+	tm := h.timings
+	res := &response{
+		Status: h.status, StatusText: h.statusText, URL: h.url, Proto: h.proto,
+		RemoteIP: h.remoteIP, RemotePort: h.remotePort, TLSVersion: h.tlsVersion,
+		Error: h.errMsg, ErrorCode: h.errCode,
+		Headers: make(map[string]string, len(h.header)),
+		Cookies: map[string][]cookie{},
+		Timings: respTimings{
+			Blocked: ms(tm.blocked), Connecting: ms(tm.connecting), TLSHandshaking: ms(tm.tlsHandshaking),
+			Sending: ms(tm.sending), Waiting: ms(tm.waiting), Receiving: ms(tm.receiving), Duration: ms(tm.duration),
+		},
+		Request: respRequest{Method: h.method, URL: h.url, Headers: h.reqHeader, Body: string(h.reqBody), Cookies: map[string][]reqCookieJS{}},
+		in:      in,
+		raw:     h.body,
 	}
-	set("headers", hdr)
-	cookies := rt.NewObject()
+	for k, vs := range h.header {
+		res.Headers[k] = strings.Join(vs, ", ")
+	}
 	for _, ck := range h.setCookies {
-		arr, _ := cookies.Get(ck.Name).(*sobek.Object)
-		if arr == nil {
-			arr = rt.NewArray()
-			_ = cookies.Set(ck.Name, arr)
-		}
-		c := rt.NewObject()
-		_ = c.Set("name", ck.Name)
-		_ = c.Set("value", ck.Value)
-		_ = c.Set("domain", ck.Domain)
-		_ = c.Set("path", ck.Path)
-		_ = c.Set("http_only", ck.HttpOnly)
-		_ = c.Set("secure", ck.Secure)
-		_ = c.Set("max_age", ck.MaxAge)
 		exp := int64(0)
 		if !ck.Expires.IsZero() {
 			exp = ck.Expires.UnixMilli()
 		}
-		_ = c.Set("expires", exp)
-		push, _ := sobek.AssertFunction(arr.Get("push"))
-		_, _ = push(arr, c)
+		res.Cookies[ck.Name] = append(res.Cookies[ck.Name], cookie{Name: ck.Name, Value: ck.Value, Domain: ck.Domain,
+			Path: ck.Path, HTTPOnly: ck.HttpOnly, Secure: ck.Secure, MaxAge: ck.MaxAge, Expires: exp})
 	}
-	set("cookies", cookies)
+	for _, ck := range h.reqCookies {
+		res.Request.Cookies[ck.name] = append(res.Request.Cookies[ck.name], reqCookieJS{Name: ck.name, Value: ck.value, Replace: ck.replace})
+	}
 	switch {
 	case h.err != nil && h.body == nil, r.responseType == "none":
-		set("body", sobek.Null())
+		res.Body = sobek.Null()
+		res.raw = nil
 	case r.responseType == "binary":
-		set("body", rt.NewArrayBuffer(h.body))
+		res.Body = rt.ToValue(rt.NewArrayBuffer(h.body))
 	default:
-		set("body", string(h.body))
+		res.Body = rt.ToValue(string(h.body))
 	}
-	t := rt.NewObject()
-	tm := h.timings
-	_ = t.Set("blocked", ms(tm.blocked))
-	_ = t.Set("connecting", ms(tm.connecting))
-	_ = t.Set("tls_handshaking", ms(tm.tlsHandshaking))
-	_ = t.Set("sending", ms(tm.sending))
-	_ = t.Set("waiting", ms(tm.waiting))
-	_ = t.Set("receiving", ms(tm.receiving))
-	_ = t.Set("duration", ms(tm.duration))
-	set("timings", t)
-	req := rt.NewObject()
-	_ = req.Set("method", h.method)
-	_ = req.Set("url", h.url)
-	rh := rt.NewObject()
-	keys := make([]string, 0, len(h.reqHeader))
-	for k := range h.reqHeader {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		_ = rh.Set(k, h.reqHeader[k])
-	}
-	_ = req.Set("headers", rh)
-	_ = req.Set("body", string(h.reqBody))
-	rc := rt.NewObject()
-	for _, ck := range h.reqCookies {
-		arr, _ := rc.Get(ck.name).(*sobek.Object)
-		if arr == nil {
-			arr = rt.NewArray()
-			_ = rc.Set(ck.name, arr)
-		}
-		c := rt.NewObject()
-		_ = c.Set("name", ck.name)
-		_ = c.Set("value", ck.value)
-		_ = c.Set("replace", ck.replace)
-		push, _ := sobek.AssertFunction(arr.Get("push"))
-		_, _ = push(arr, c)
-	}
-	_ = req.Set("cookies", rc)
-	set("request", req)
-	var parsed sobek.Value
-	set("json", func(call sobek.FunctionCall) sobek.Value {
-		if h.body == nil {
-			in.throw("the body is null: there is nothing to parse as JSON")
-		}
-		if parsed == nil {
-			parse, _ := sobek.AssertFunction(rt.Get("JSON").ToObject(rt).Get("parse"))
-			v, err := parse(sobek.Undefined(), rt.ToValue(string(h.body)))
-			if err != nil {
-				panic(err)
-			}
-			parsed = v
-		}
-		if sel := call.Argument(0); !isNullish(sel) {
-			return selectPath(rt, parsed, sel.String())
-		}
-		return parsed
-	})
-	return o
+	return rt.ToValue(res)
 }
 
 // selectPath follows a dotted path ("a.b.0.c", also "a.b[0]") into v; a

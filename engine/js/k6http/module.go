@@ -106,6 +106,8 @@ type instance struct {
 	jarIter  int64
 	lastIter int64
 	callback *expectedStatuses
+	tagBase  *metrics.TagSet
+	tagCache map[string]*metrics.TagSet
 }
 
 // Exports implements modules.Instance.
