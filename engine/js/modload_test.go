@@ -13,7 +13,7 @@ import (
 
 func TestCommonJSModulesAndRequire(t *testing.T) {
 	t.Parallel()
-	e := runAsserting(t, map[string]string{
+	runAsserting(t, map[string]string{
 		"main.js": `
 			import { eq } from './assert.js';
 			import lib, { twice } from './lib.cjs.js';
@@ -39,7 +39,6 @@ func TestCommonJSModulesAndRequire(t *testing.T) {
 		"helper.js": `module.exports = { mul: (a, b) => a * b };`,
 		"esm.js":    `export const three = 3;`,
 	})
-	_ = e
 }
 
 func TestCommonJSEntryScript(t *testing.T) {
