@@ -2,13 +2,23 @@ package js
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"encoding/pem"
 	"io"
+	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // TestHTTPOptions checks the k6/http options read from the script's
@@ -88,4 +98,62 @@ func TestHTTPCookieJarResetsEveryIteration(t *testing.T) {
 	if strings.Contains(c, "level=error") || strings.Count(c, "before=[]") != 2 || strings.Count(c, "after=[c=1]") != 2 {
 		t.Fatalf("want an empty jar at the start of both iterations:\n%s", c)
 	}
+}
+
+// TestHTTPTLSOptions checks tlsVersion and tlsAuth against a loopback TLS
+// server that requires a client certificate.
+func TestHTTPTLSOptions(t *testing.T) {
+	t.Parallel()
+	clientCert, clientKey := selfSigned(t)
+	pool := x509.NewCertPool()
+	block, _ := pem.Decode(clientCert)
+	cert, err := x509.ParseCertificate(block.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool.AddCert(cert)
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, r.TLS.PeerCertificates[0].Subject.CommonName)
+	}))
+	srv.TLS = &tls.Config{ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: pool}
+	srv.StartTLS()
+	defer srv.Close()
+	js := func(s string) string { b, _ := json.Marshal(s); return string(b) }
+	runAsserting(t, map[string]string{"main.js": `
+		import http from 'k6/http';
+		import { eq } from './assert.js';
+		export const options = {
+			insecureSkipTLSVerify: true,
+			tlsVersion: http.TLS_1_2,
+			tlsAuth: [{ domains: ['127.0.0.1'], cert: ` + js(string(clientCert)) + `, key: ` + js(string(clientKey)) + ` }],
+		};
+		export default function () {
+			const r = http.get('` + srv.URL + `/');
+			eq(r.error, '', 'no error');
+			eq(r.body, 'k6-client', 'the server saw the tlsAuth certificate');
+			eq(r.tls_version, 'tls1.2', 'tlsVersion pins the version');
+		}`})
+}
+
+// selfSigned returns a PEM certificate and key with CN k6-client.
+func selfSigned(t *testing.T) (certPEM, keyPEM []byte) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "k6-client"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, KeyUsage: x509.KeyUsageDigitalSignature,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kb, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb})
 }
