@@ -517,6 +517,8 @@ export declare namespace K6Http {
     };
     /** Parses the body as JSON (once); `selector` picks a value by path, such as `"items.0.id"`. */
     json(selector?: string): any;
+    /** Parses the body as HTML (k6/html's Selection); with `selector`, the matching nodes. */
+    html(selector?: string): any;
   }
 
   /** What {@link file} returns. */

@@ -31,6 +31,9 @@ func httpServers(t *testing.T) []string {
 		fmt.Sscan(n, &i)
 		http.Redirect(w, r, fmt.Sprintf("/redirect/%d", i-1), http.StatusFound)
 	})
+	mux.HandleFunc("/page", func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, `<html><body><a id="next" href="/final">next</a><input name="csrf" value="t0k"></body></html>`)
+	})
 	mux.HandleFunc("/hello", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "hello") })
 	mux.HandleFunc("/final", func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "final") })
 	mux.HandleFunc("/status/{code}", func(w http.ResponseWriter, r *http.Request) {
@@ -148,9 +151,9 @@ func TestHTTPModule(t *testing.T) {
 	}
 	// 4+2 hops of redirects (every hop counts), 1 timeout, 1 refused,
 	// 2×404, 2 cookie, 1 own jar, 3 big, 1 TLS, 4 posts, 5 batch, 1 url,
-	// 1 async, 1 grouped.
-	if got := e.num(t, "http_reqs", "count"); got != 29 {
-		t.Errorf("http_reqs count = %v, want 29", got)
+	// 1 async, 1 html page, 1 grouped.
+	if got := e.num(t, "http_reqs", "count"); got != 30 {
+		t.Errorf("http_reqs count = %v, want 30", got)
 	}
 	if got := e.num(t, "data_received", "count"); got < 3*(10<<20) {
 		t.Errorf("data_received = %v bytes, want at least the three 10 MB bodies", got)

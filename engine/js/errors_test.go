@@ -35,7 +35,7 @@ func TestParseErrors(t *testing.T) {
 			import x from 'k6/x/nope';
 			import './other.js';
 			export default function () {}`, "other.js": `import y from 'k6/x/alsonope';`},
-			lib.ExitScriptException, []string{"unknown modules [k6/ws, k6/x/alsonope, k6/x/nope]", "available modules: k6, k6/crypto, k6/data, k6/encoding, k6/execution, k6/http, k6/metrics, k6/timers", "k6/x/jstest"}},
+			lib.ExitScriptException, []string{"unknown modules [k6/ws, k6/x/alsonope, k6/x/nope]", "available modules: k6, k6/crypto, k6/data, k6/encoding, k6/execution, k6/html, k6/http, k6/metrics, k6/timers", "k6/x/jstest"}},
 		{"syntax error", map[string]string{"main.js": "export default function ( {"}, lib.ExitScriptException, []string{"main.js"}},
 		{"missing file", map[string]string{"main.js": "import './gone.js'; export default function () {}"}, lib.ExitScriptException, []string{"gone.js"}},
 		{"bare specifier", map[string]string{"main.js": "import 'lodash'; export default function () {}"}, lib.ExitScriptException, []string{`"lodash"`, "./"}},

@@ -9,6 +9,7 @@ import (
 	"github.com/cdeload/cdeload/engine/js/k6crypto"
 	"github.com/cdeload/cdeload/engine/js/k6data"
 	"github.com/cdeload/cdeload/engine/js/k6encoding"
+	"github.com/cdeload/cdeload/engine/js/k6html"
 	"github.com/cdeload/cdeload/engine/js/k6http"
 	"github.com/cdeload/cdeload/engine/metrics"
 	"github.com/cdeload/cdeload/engine/modules"
@@ -30,6 +31,7 @@ var rootModules = map[string]func() modules.Module{
 	"k6/data":     func() modules.Module { return k6data.New() },
 	"k6/encoding": func() modules.Module { return k6encoding.New() },
 	"k6/crypto":   func() modules.Module { return k6crypto.New() },
+	"k6/html":     func() modules.Module { return k6html.New() },
 }
 
 func builtinModule(name string) (func(v *vu) (modules.Exports, error), bool) {

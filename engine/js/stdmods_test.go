@@ -97,3 +97,35 @@ func TestSharedArrayIsBuiltOnceAndReadOnly(t *testing.T) {
 		t.Fatalf("the SharedArray function ran %d times, want 1:\n%s", n, e.console)
 	}
 }
+
+func TestHTMLParseAndSelect(t *testing.T) {
+	t.Parallel()
+	runAsserting(t, map[string]string{"main.js": `
+		import { parseHTML } from 'k6/html';
+		import { eq } from './assert.js';
+		const page = '<html><head><title>Dash</title></head><body>' +
+			'<ul id="ws"><li class="w" data-id="1">alpha</li><li class="w off" data-id="2">beta</li></ul>' +
+			'<form><input name="csrf" value="tok"><select name="s"><option value="a">A</option><option value="b" selected>B</option></select></form>' +
+			'</body></html>';
+		export default function () {
+			const doc = parseHTML(page);
+			eq(doc.find('title').text(), 'Dash', 'title');
+			const items = doc.find('li.w');
+			eq(items.length, 2, 'length');
+			eq(items.size(), 2, 'size');
+			eq(items.eq(1).attr('data-id'), '2', 'attr');
+			eq(items.first().text(), 'alpha', 'first');
+			eq(items.last().is('.off'), true, 'is');
+			eq(items.not('.off').text(), 'alpha', 'not');
+			eq(items.map((i, s) => s.text() + i), ['alpha0', 'beta1'], 'map');
+			let n = 0;
+			items.each(() => { n++; });
+			eq(n, 2, 'each');
+			eq(doc.find('#ws').children().length, 2, 'children');
+			eq(items.first().parent().attr('id'), 'ws', 'parent');
+			eq(doc.find('input[name=csrf]').val(), 'tok', 'input val');
+			eq(doc.find('select').val(), 'b', 'select val');
+			eq(doc.find('ul').html().startsWith('<li'), true, 'html');
+			eq(doc.find('nope').attr('x', 'dflt'), 'dflt', 'attr default');
+		}`})
+}

@@ -78,5 +78,10 @@ export default async function () {
   const ar = await http.asyncRequest('GET', `${H1}/status/200`);
   check(ar, { 'asyncRequest resolves': (x) => x.status === 200 });
 
+  const page = http.get(`${H1}/page`);
+  check(page, {
+    'res.html selects': (x) => x.html('#next').attr('href') === '/final' && x.html().find('input[name=csrf]').val() === 't0k',
+  });
+
   group('grouped', () => { http.get(`${H1}/status/200`); });
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/grafana/sobek"
 
 	"github.com/cdeload/cdeload/engine/js/k6encoding"
+	"github.com/cdeload/cdeload/engine/js/k6html"
 )
 
 // fileData is what http.file() returns: a file for a multipart body.
@@ -448,6 +449,19 @@ func (r *response) JSON(selector sobek.Value) sobek.Value {
 		return selectPath(rt, r.parsed, selector.String())
 	}
 	return r.parsed
+}
+
+// HTML parses the body as HTML and returns the document, or the nodes
+// matching selector.
+func (r *response) HTML(selector sobek.Value) *k6html.Selection {
+	if r.raw == nil {
+		r.in.throw("the body is null: there is nothing to parse as HTML")
+	}
+	doc := k6html.Parse(r.in.rt, string(r.raw))
+	if sel := selector; !isNullish(sel) {
+		return doc.Find(sel.String())
+	}
+	return doc
 }
 
 // response builds the JS response object of a hop.
