@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -156,4 +157,53 @@ func selfSigned(t *testing.T) (certPEM, keyPEM []byte) {
 		t.Fatal(err)
 	}
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb})
+}
+
+// TestHTTPBatchAndAsyncConcurrently runs batches and async requests from
+// several VUs at once, for the race detector, and checks their results.
+func TestHTTPBatchAndAsyncConcurrently(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.SetCookie(w, &http.Cookie{Name: "p", Value: r.URL.Path[1:]})
+		io.WriteString(w, r.URL.Path)
+	}))
+	defer srv.Close()
+	p := writeScript(t, map[string]string{"main.js": `
+		import http from 'k6/http';
+		export const options = { batchPerHost: 2 };
+		export default async function () {
+			const reqs = [];
+			for (let i = 0; i < 8; i++) { reqs.push(['GET', '` + srv.URL + `/' + i]); }
+			const res = http.batch(reqs);
+			const bodies = res.map((r) => r.body).join(',');
+			if (bodies !== '/0,/1,/2,/3,/4,/5,/6,/7') { throw new Error('batch bodies ' + bodies); }
+			const all = await Promise.all([1, 2, 3].map((i) => http.asyncRequest('GET', '` + srv.URL + `/a' + i)));
+			const ab = all.map((r) => r.body).join(',');
+			if (ab !== '/a1,/a2,/a3') { throw new Error('async bodies ' + ab); }
+			console.log('done');
+		}`}, "main.js")
+	e := load(t, p)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var wg sync.WaitGroup
+	for id := uint64(1); id <= 3; id++ {
+		a := e.activate(t, ctx, id, "")
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 3; i++ {
+				if err := a.RunOnce(); err != nil {
+					t.Error(err)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	c := e.console.String()
+	if strings.Contains(c, "level=error") || strings.Count(c, "done") != 9 {
+		t.Fatalf("want 9 clean iterations:\n%s", c)
+	}
+	if n := len(e.sink.waitFor(t, "http_reqs", 99)); n != 99 {
+		t.Fatalf("%d http_reqs samples, want 99", n)
+	}
 }
