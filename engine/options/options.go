@@ -62,7 +62,7 @@ const (
 )
 
 // ignoredOptions are k6 options a script may set that cdeload accepts and
-// does not act on (mostly k6/http settings).
+// does not act on.
 var ignoredOptions = map[string]bool{
 	"rps": true, "tlsCipherSuites": true, "dns": true, "blacklistIPs": true, "blockHostnames": true, "httpDebug": true,
 	"noCookiesReset": true, "consoleOutput": true, "localIPs": true, "ext": true, "cloud": true,
