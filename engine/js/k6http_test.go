@@ -4,10 +4,12 @@ import (
 	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
+	"crypto/md5" //nolint:gosec // digest auth is MD5
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/hex"
 	"encoding/json"
 	"encoding/pem"
 	"io"
@@ -206,4 +208,37 @@ func TestHTTPBatchAndAsyncConcurrently(t *testing.T) {
 	if n := len(e.sink.waitFor(t, "http_reqs", 99)); n != 99 {
 		t.Fatalf("%d http_reqs samples, want 99", n)
 	}
+}
+
+// TestHTTPDigestAuth runs auth: 'digest' against a server that checks the
+// RFC 7616 (MD5, qop=auth) answer.
+func TestHTTPDigestAuth(t *testing.T) {
+	t.Parallel()
+	h := func(s string) string { sum := md5.Sum([]byte(s)); return hex.EncodeToString(sum[:]) } //nolint:gosec // digest auth is MD5
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		auth := r.Header.Get("Authorization")
+		p := map[string]string{}
+		for _, part := range strings.Split(strings.TrimPrefix(auth, "Digest "), ", ") {
+			k, v, _ := strings.Cut(part, "=")
+			p[k] = strings.Trim(v, `"`)
+		}
+		want := h(h("bob:lab:pw") + ":n0nce:" + p["nc"] + ":" + p["cnonce"] + ":auth:" + h(r.Method+":"+r.URL.RequestURI()))
+		if p["response"] != want {
+			w.Header().Set("WWW-Authenticate", `Digest realm="lab", qop="auth", nonce="n0nce"`)
+			w.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		io.WriteString(w, "welcome")
+	}))
+	defer srv.Close()
+	u := strings.Replace(srv.URL, "http://", "http://bob:pw@", 1)
+	runAsserting(t, map[string]string{"main.js": `
+		import http from 'k6/http';
+		import { eq } from './assert.js';
+		export default function () {
+			const ok = http.get('` + u + `/p?q=1', { auth: 'digest' });
+			eq([ok.status, ok.body], [200, 'welcome'], 'digest accepted');
+			const basic = http.get('` + u + `/p');
+			eq(basic.status, 401, 'without auth: digest the server refuses basic credentials');
+		}`})
 }
