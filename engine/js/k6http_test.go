@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"io"
+	"log"
 	"math/big"
 	"net"
 	"net/http"
@@ -119,6 +120,7 @@ func TestHTTPTLSOptions(t *testing.T) {
 		io.WriteString(w, r.TLS.PeerCertificates[0].Subject.CommonName)
 	}))
 	srv.TLS = &tls.Config{ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: pool}
+	srv.Config.ErrorLog = log.New(io.Discard, "", 0)
 	srv.StartTLS()
 	defer srv.Close()
 	js := func(s string) string { b, _ := json.Marshal(s); return string(b) }
@@ -135,6 +137,19 @@ func TestHTTPTLSOptions(t *testing.T) {
 			eq(r.error, '', 'no error');
 			eq(r.body, 'k6-client', 'the server saw the tlsAuth certificate');
 			eq(r.tls_version, 'tls1.2', 'tlsVersion pins the version');
+		}`})
+	// A certificate for other domains is not sent: the server refuses.
+	runAsserting(t, map[string]string{"main.js": `
+		import http from 'k6/http';
+		import { eq } from './assert.js';
+		export const options = {
+			insecureSkipTLSVerify: true,
+			tlsAuth: [{ domains: ['other.test'], cert: ` + js(string(clientCert)) + `, key: ` + js(string(clientKey)) + ` }],
+		};
+		export default function () {
+			const r = http.get('` + srv.URL + `/');
+			eq(r.status, 0, 'no response without a client certificate');
+			eq(r.error_code >= 1300 && r.error_code < 1400 || r.error_code === 1000 || r.error_code === 1210, true, 'a TLS-level failure: ' + r.error_code + ' ' + r.error);
 		}`})
 }
 

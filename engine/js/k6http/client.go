@@ -37,7 +37,9 @@ func newVUClient(cfg *config) *vuClient {
 		InsecureSkipVerify: cfg.InsecureSkipTLSVerify, //nolint:gosec // the user's insecureSkipTLSVerify option
 		MinVersion:         cfg.tlsMin,
 		MaxVersion:         cfg.tlsMax,
-		Certificates:       cfg.certs,
+	}
+	if len(cfg.certs) > 0 {
+		tlsCfg.GetClientCertificate = cfg.clientCertificate
 	}
 	c.transport = &http.Transport{
 		Proxy: http.ProxyFromEnvironment,
@@ -291,7 +293,11 @@ func isRedirect(status int) bool {
 func (c *vuClient) roundTrip(tctx, vuCtx context.Context, r *request, method string, u *url.URL, body []byte, header http.Header) *hop {
 	h := &hop{start: time.Now(), method: method, url: u.String(), reqBody: body}
 	var tr tracer
-	req, err := http.NewRequestWithContext(httptrace.WithClientTrace(tctx, tr.trace()), method, u.String(), bytes.NewReader(body))
+	ctx := httptrace.WithClientTrace(tctx, tr.trace())
+	if len(c.cfg.certs) > 0 {
+		ctx = context.WithValue(ctx, hostKey{}, u.Hostname())
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), bytes.NewReader(body))
 	if err != nil {
 		h.err, h.errCode, h.errMsg = err, codeInvalidURL, err.Error()
 		return h

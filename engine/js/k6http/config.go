@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -28,6 +29,7 @@ type config struct {
 	// derived
 	tlsMin, tlsMax uint16
 	certs          []tls.Certificate
+	certDomains    [][]string
 	tagSet         map[string]bool
 }
 
@@ -109,6 +111,7 @@ func parseConfig(raw []byte) (*config, error) {
 			return nil, fmt.Errorf("option tlsAuth[%d]: %w", i, err)
 		}
 		c.certs = append(c.certs, cert)
+		c.certDomains = append(c.certDomains, a.Domains)
 	}
 	return c, nil
 }
@@ -136,4 +139,25 @@ func (c *config) batch() (all, perHost int) {
 		perHost = *c.BatchPerHost
 	}
 	return all, perHost
+}
+
+// hostKey is the context key of the host a request goes to, for tlsAuth.
+type hostKey struct{}
+
+// clientCertificate picks the first tlsAuth certificate whose domains
+// match the host of the connection (an entry without domains matches
+// every host); none sends no certificate.
+func (c *config) clientCertificate(info *tls.CertificateRequestInfo) (*tls.Certificate, error) {
+	host, _ := info.Context().Value(hostKey{}).(string)
+	for i, doms := range c.certDomains {
+		if len(doms) == 0 {
+			return &c.certs[i], nil
+		}
+		for _, d := range doms {
+			if strings.EqualFold(d, host) || (strings.HasPrefix(d, "*.") && strings.HasSuffix(strings.ToLower(host), strings.ToLower(d[1:]))) {
+				return &c.certs[i], nil
+			}
+		}
+	}
+	return &tls.Certificate{}, nil
 }
