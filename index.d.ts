@@ -394,3 +394,176 @@ declare const cde: {
   lab: typeof lab;
 };
 export default cde;
+
+/**
+ * The API of cdeload's built-in `k6/http` module, which follows k6's:
+ *
+ * ```js
+ * import http from 'k6/http';
+ * const res = http.get('https://coder.example.com/api/v2/buildinfo', { tags: { name: 'buildinfo' } });
+ * ```
+ *
+ * (`index.d.ts` describes the `k6/x/cdeload` module; k6/http's types are
+ * here as the `K6Http` namespace. Scripts keep importing `'k6/http'`.)
+ *
+ * Metrics, with k6's names: `http_reqs` (Counter), `http_req_failed` (Rate,
+ * requests the response callback did not accept), `http_req_duration`,
+ * `http_req_blocked`, `http_req_connecting`, `http_req_tls_handshaking`,
+ * `http_req_sending`, `http_req_waiting`, `http_req_receiving` (Trends, ms),
+ * and the bytes in `data_sent`/`data_received`. Tags: `method`, `url`,
+ * `name`, `status`, `expected_response`, `proto`, `tls_version`,
+ * `error_code`, `error`, `group`, `scenario` (as `systemTags` allows).
+ * Every redirect hop is a request of its own.
+ *
+ * Options read from the script's `options`: `insecureSkipTLSVerify`,
+ * `tlsAuth`, `tlsVersion`, `hosts`, `userAgent`, `batch`, `batchPerHost`,
+ * `discardResponseBodies`, `maxRedirects`, `noConnectionReuse`,
+ * `noVUConnectionReuse`, `systemTags`, `throw`.
+ */
+export declare namespace K6Http {
+  /** A request body: a string, bytes, or an object sent as a form (multipart when a value is a {@link FileData}). */
+  type RequestBody = string | ArrayBuffer | ArrayBufferView | Record<string, string | number | boolean | FileData> | null;
+
+  /** What {@link url} returns: the URL, and the template as the `name` tag. */
+  interface TaggedURL {
+    url: string;
+    name: string;
+    toString(): string;
+  }
+
+  type URLArg = string | TaggedURL;
+
+  /** A response callback made by {@link expectedStatuses}. */
+  interface ExpectedStatuses {
+    readonly __brand: 'expectedStatuses';
+  }
+
+  interface Params {
+    headers?: Record<string, string>;
+    /** Added to the request's samples; `name` replaces the `name` tag. */
+    tags?: Record<string, string>;
+    /** A duration string or milliseconds; 60s by default. A request that runs out fails with error_code 1050. */
+    timeout?: string | number;
+    /** Redirects to follow; the `maxRedirects` option (10) by default. At the limit the 3xx response is returned. */
+    redirects?: number;
+    /** `text` (default), `binary` (an ArrayBuffer) or `none` (body discarded, `null`). */
+    responseType?: 'text' | 'binary' | 'none';
+    /** Credentials come from the URL (`http://user:pass@host`); `digest` answers a Digest challenge (MD5). */
+    auth?: 'basic' | 'digest';
+    /** Compresses the body: `gzip`, `deflate` or both, comma-separated, in order. */
+    compression?: string;
+    /** The jar to use; the VU's jar by default; `null` sends and keeps no cookies. */
+    jar?: CookieJar | null;
+    /** Which responses count as expected; `null` emits no http_req_failed and no expected_response tag. */
+    responseCallback?: ExpectedStatuses | null;
+    /** Cookies for this request; `replace: true` hides the jar's cookie of the same name. */
+    cookies?: Record<string, string | { value: string; replace?: boolean }>;
+  }
+
+  interface Timings {
+    blocked: number;
+    connecting: number;
+    tls_handshaking: number;
+    sending: number;
+    waiting: number;
+    receiving: number;
+    /** sending + waiting + receiving, in ms. */
+    duration: number;
+  }
+
+  interface ResponseCookie {
+    name: string;
+    value: string;
+    domain: string;
+    path: string;
+    http_only: boolean;
+    secure: boolean;
+    max_age: number;
+    /** Milliseconds since the epoch; 0 when not set. */
+    expires: number;
+  }
+
+  interface Response {
+    /** 0 when the request failed before a response. */
+    status: number;
+    status_text: string;
+    /** The URL of the last hop. */
+    url: string;
+    /** `HTTP/1.1` or `HTTP/2.0`. */
+    proto: string;
+    remote_ip: string;
+    remote_port: number;
+    /** `tls1.2`, `tls1.3`…; empty without TLS. */
+    tls_version: string;
+    /** Empty on success. */
+    error: string;
+    /**
+     * k6's error codes: 1000 generic, 1020 invalid URL, 1050 timeout, 1100/1101
+     * DNS, 1200 dial, 1201 dial timeout, 1202 connection refused, 1210 reset,
+     * 1220 broken pipe, 1300 TLS, 1310 unknown authority, 1311 host mismatch,
+     * 1600 HTTP/2, and 1000 + status for 4xx/5xx responses; 0 otherwise.
+     */
+    error_code: number;
+    headers: Record<string, string>;
+    cookies: Record<string, ResponseCookie[]>;
+    body: string | ArrayBuffer | null;
+    timings: Timings;
+    request: {
+      method: string;
+      url: string;
+      headers: Record<string, string[]>;
+      body: string;
+      cookies: Record<string, { name: string; value: string; replace: boolean }[]>;
+    };
+    /** Parses the body as JSON (once); `selector` picks a value by path, such as `"items.0.id"`. */
+    json(selector?: string): any;
+    /** Parses the body as HTML (k6/html's Selection); with `selector`, the matching nodes. */
+    html(selector?: string): any;
+  }
+
+  /** What {@link file} returns. */
+  interface FileData {
+    data: string | ArrayBuffer;
+    filename: string;
+    content_type: string;
+  }
+
+  interface CookieJar {
+    /** The cookies the jar would send to url, by name. */
+    cookiesForURL(url: string): Record<string, string[]>;
+    set(url: string, name: string, value: string, options?: {
+      domain?: string; path?: string; expires?: string; max_age?: number; secure?: boolean; http_only?: boolean;
+    }): void;
+    clear(url: string): void;
+    delete(url: string, name: string): void;
+  }
+
+  type BatchRequest = URLArg | [string, URLArg, RequestBody?, Params?] | { method?: string; url: URLArg; body?: RequestBody; params?: Params };
+
+  function request(method: string, url: URLArg, body?: RequestBody, params?: Params): Response;
+  function get(url: URLArg, params?: Params): Response;
+  function head(url: URLArg, params?: Params): Response;
+  function post(url: URLArg, body?: RequestBody, params?: Params): Response;
+  function put(url: URLArg, body?: RequestBody, params?: Params): Response;
+  function patch(url: URLArg, body?: RequestBody, params?: Params): Response;
+  function del(url: URLArg, body?: RequestBody, params?: Params): Response;
+  function options(url: URLArg, body?: RequestBody, params?: Params): Response;
+  /** Runs the requests in parallel (bounded by the `batch` and `batchPerHost` options); the result has the shape of the argument. */
+  function batch(requests: BatchRequest[]): Response[];
+  function batch(requests: Record<string, BatchRequest>): Record<string, Response>;
+  /** Like {@link request}, without blocking the VU; the promise settles on the VU's event loop. */
+  function asyncRequest(method: string, url: URLArg, body?: RequestBody, params?: Params): Promise<Response>;
+  function file(data: string | ArrayBuffer, filename?: string, contentType?: string): FileData;
+  /** Tagged template: ``http.url`https://host/items/${id}` `` gives the name tag `https://host/items/${}`. */
+  function url(strings: TemplateStringsArray, ...values: unknown[]): TaggedURL;
+  function expectedStatuses(...statuses: Array<number | { min: number; max: number }>): ExpectedStatuses;
+  /** Sets the VU's default response callback (200–399 by default); `null` turns it off. */
+  function setResponseCallback(callback: ExpectedStatuses | null): void;
+  /** The VU's jar; it starts empty at every iteration. */
+  function cookieJar(): CookieJar;
+  const CookieJar: { new (): CookieJar };
+  const TLS_1_0: 'tls1.0';
+  const TLS_1_1: 'tls1.1';
+  const TLS_1_2: 'tls1.2';
+  const TLS_1_3: 'tls1.3';
+}

@@ -6,9 +6,12 @@
 // # Two phases
 //
 // Parse runs "VU 0": it loads the entry module and every module it imports
-// (local files relative to the importing module, and the built-in modules
-// k6, k6/metrics, k6/execution, k6/timers and the registered k6/x/*
-// modules), runs the init code (the top level of every module) once,
+// (local files relative to the importing module, remote https:// and
+// http:// modules fetched once, and the built-in modules k6, k6/metrics,
+// k6/execution, k6/timers, k6/http, k6/data, k6/encoding, k6/crypto,
+// k6/html and the registered k6/x/* modules; a file without import or
+// export is loaded as CommonJS, and require() works in init code), runs
+// the init code (the top level of every module) once,
 // collects the exports and the `options` object, and then locks the file
 // cache: a later VU may only import modules and open() files that VU 0 saw.
 // Source files are parsed and compiled once; every VU instantiates the

@@ -1,0 +1,164 @@
+// Package k6data is k6's "k6/data" module: SharedArray, an array built once
+// by the first VU that asks for it and read by every VU without copies.
+package k6data
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+
+	"github.com/grafana/sobek"
+
+	"github.com/cdeload/cdeload/engine/modules"
+)
+
+// Module is k6/data for one script: it holds the shared arrays by name.
+type Module struct {
+	mu     sync.Mutex
+	arrays map[string]*shared
+}
+
+// New returns k6/data for one script.
+func New() *Module { return &Module{arrays: map[string]*shared{}} }
+
+// shared is one SharedArray: its elements as JSON texts, kept once, all
+// in one string (one allocation: no heap fragmentation) with offsets.
+type shared struct {
+	once sync.Once
+	data string
+	offs []int // element i is data[offs[i]:offs[i+1]]
+	err  error
+}
+
+func (s *shared) len() int { return max(len(s.offs)-1, 0) }
+
+func (s *shared) elem(i int) string { return s.data[s.offs[i]:s.offs[i+1]] }
+
+// NewModuleInstance implements modules.Module.
+func (m *Module) NewModuleInstance(vu modules.VU) modules.Instance {
+	return &instance{m: m, vu: vu, rt: vu.Runtime()}
+}
+
+type instance struct {
+	m  *Module
+	vu modules.VU
+	rt *sobek.Runtime
+}
+
+// Exports implements modules.Instance.
+func (in *instance) Exports() modules.Exports {
+	return modules.Exports{Named: map[string]any{"SharedArray": in.newSharedArray}}
+}
+
+func (in *instance) newSharedArray(call sobek.ConstructorCall) *sobek.Object {
+	if in.vu.InitEnv() == nil {
+		panic(in.rt.NewGoError(fmt.Errorf("new SharedArray must be called in the init context")))
+	}
+	name := call.Argument(0)
+	if sobek.IsUndefined(name) || name.String() == "" {
+		panic(in.rt.NewTypeError("new SharedArray(name, fn): the name must be a non-empty string"))
+	}
+	fn, ok := sobek.AssertFunction(call.Argument(1))
+	if !ok {
+		panic(in.rt.NewTypeError("new SharedArray(%q, fn): the second argument must be a function returning an array", name.String()))
+	}
+	in.m.mu.Lock()
+	s, ok := in.m.arrays[name.String()]
+	if !ok {
+		s = &shared{}
+		in.m.arrays[name.String()] = s
+	}
+	in.m.mu.Unlock()
+	s.once.Do(func() { s.data, s.offs, s.err = in.build(name.String(), fn) })
+	if s.err != nil {
+		panic(in.rt.NewGoError(s.err))
+	}
+	return in.rt.NewDynamicArray(&view{in: in, s: s})
+}
+
+// build calls fn and returns the JSON texts of the elements, concatenated,
+// and where each starts.
+func (in *instance) build(name string, fn sobek.Callable) (data string, offs []int, err error) {
+	defer func() {
+		if x := recover(); x != nil {
+			err = fmt.Errorf("new SharedArray(%q): %v", name, x)
+		}
+	}()
+	res, err := fn(sobek.Undefined())
+	if err != nil {
+		return "", nil, fmt.Errorf("new SharedArray(%q): %w", name, err)
+	}
+	arr, ok := res.(*sobek.Object)
+	if !ok || arr.ClassName() != "Array" {
+		return "", nil, fmt.Errorf("new SharedArray(%q): the function must return an array", name)
+	}
+	stringify, _ := sobek.AssertFunction(in.rt.Get("JSON").ToObject(in.rt).Get("stringify"))
+	n := int(arr.Get("length").ToInteger())
+	elems := make([]string, n)
+	total := 0
+	for i := 0; i < n; i++ {
+		s, err := stringify(sobek.Undefined(), arr.Get(strconv.Itoa(i)))
+		if err != nil {
+			return "", nil, fmt.Errorf("new SharedArray(%q): element %d: %w", name, i, err)
+		}
+		elems[i] = "null"
+		if !sobek.IsUndefined(s) {
+			elems[i] = s.String()
+		}
+		total += len(elems[i])
+	}
+	var b strings.Builder
+	b.Grow(total)
+	offs = make([]int, n+1)
+	for i, e := range elems {
+		offs[i] = b.Len()
+		b.WriteString(e)
+	}
+	offs[n] = b.Len()
+	return b.String(), offs, nil
+}
+
+// view is one VU's read-only view of a shared array: elements are parsed
+// on access and frozen.
+type view struct {
+	in *instance
+	s  *shared
+}
+
+func (v *view) Len() int { return v.s.len() }
+
+func (v *view) Get(idx int) sobek.Value {
+	if idx < 0 || idx >= v.s.len() {
+		return sobek.Undefined()
+	}
+	rt := v.in.rt
+	parse, _ := sobek.AssertFunction(rt.Get("JSON").ToObject(rt).Get("parse"))
+	val, err := parse(sobek.Undefined(), rt.ToValue(v.s.elem(idx)))
+	if err != nil {
+		panic(err)
+	}
+	freeze(rt, val)
+	return val
+}
+
+func (v *view) Set(int, sobek.Value) bool {
+	panic(v.in.rt.NewTypeError("SharedArray is read-only"))
+}
+
+func (v *view) SetLen(int) bool {
+	panic(v.in.rt.NewTypeError("SharedArray is read-only"))
+}
+
+// freeze deep-freezes objects so a VU can't believe it changed shared data.
+func freeze(rt *sobek.Runtime, val sobek.Value) {
+	obj, ok := val.(*sobek.Object)
+	if !ok {
+		return
+	}
+	for _, k := range obj.Keys() {
+		freeze(rt, obj.Get(k))
+	}
+	f, _ := sobek.AssertFunction(rt.Get("Object").ToObject(rt).Get("freeze"))
+	_, _ = f(sobek.Undefined(), obj)
+}
