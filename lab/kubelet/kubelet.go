@@ -24,7 +24,8 @@ import (
 
 // Workloads starts and stops what runs "inside" a pod.
 type Workloads interface {
-	// Start starts the pod's workload and returns its IP address.
+	// Start starts the pod's workload and returns its IP address ("" for
+	// Config.PodIP).
 	Start(ctx context.Context, pod *corev1.Pod) (ip string, err error)
 	// Stop stops the pod's workload; it is called once per started pod.
 	Stop(pod *corev1.Pod)
@@ -388,8 +389,9 @@ func (k *Kubelet) walk(ctx context.Context, r *podRun, p *corev1.Pod, f fault, s
 		k.mu.Lock()
 		r.started = true
 		k.mu.Unlock()
+		pod := p
 		go func() {
-			ip, err := cfg.Workloads.Start(ctx, p)
+			ip, err := cfg.Workloads.Start(ctx, pod)
 			wl <- started{ip, err}
 		}()
 	}
@@ -438,7 +440,9 @@ func (k *Kubelet) walk(ctx context.Context, r *podRun, p *corev1.Pod, f fault, s
 				})
 				return
 			}
-			ip = s.ip
+			if s.ip != "" {
+				ip = s.ip
+			}
 		}
 	}
 	now := metav1.Now()

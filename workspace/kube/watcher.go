@@ -342,3 +342,48 @@ func (w *Watcher) Wait(ctx context.Context, m Match, until func(PodPhases) bool)
 		}
 	}
 }
+
+// WaitGone blocks until no watched pod matches m (at once when none does).
+func (w *Watcher) WaitGone(ctx context.Context, m Match) error {
+	wt := &waiter{ch: make(chan PodPhases, 1)}
+	key := m.key()
+	exists := func() bool {
+		for _, p := range w.pods {
+			if m.matches(p) {
+				return true
+			}
+		}
+		return false
+	}
+	w.mu.Lock()
+	if !exists() {
+		w.mu.Unlock()
+		return nil
+	}
+	if w.waiters[key] == nil {
+		w.waiters[key] = map[*waiter]struct{}{}
+	}
+	w.waiters[key][wt] = struct{}{}
+	w.mu.Unlock()
+	defer func() {
+		w.mu.Lock()
+		delete(w.waiters[key], wt)
+		if len(w.waiters[key]) == 0 {
+			delete(w.waiters, key)
+		}
+		w.mu.Unlock()
+	}()
+	for {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-wt.ch:
+			w.mu.Lock()
+			gone := !exists()
+			w.mu.Unlock()
+			if gone {
+				return nil
+			}
+		}
+	}
+}

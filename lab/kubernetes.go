@@ -1,0 +1,124 @@
+package lab
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	appsv1client "k8s.io/client-go/kubernetes/typed/apps/v1"
+	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
+	"k8s.io/client-go/rest"
+
+	"github.com/cdeload/cdeload/lab/codersim"
+	"github.com/cdeload/cdeload/lab/kubelet"
+	"github.com/cdeload/cdeload/lab/workspaces"
+	"github.com/cdeload/cdeload/workspace/kube"
+)
+
+// KubernetesConfig puts the lab's workspaces on a real Kubernetes API
+// server: a lab kubelet runs the namespace's pods, the Coder simulator's
+// builds create workspace Deployments (labelled as Coder's Kubernetes
+// template labels them), and a pod labelled LabelLabWorkspace (the
+// cde.Kubernetes provider's pods) runs as a lab workspace (tailnet node and
+// SSH server) whose tailnet address is the pod IP.
+type KubernetesConfig struct {
+	// REST reaches the API server (required).
+	REST *rest.Config
+	// Namespace holds the workspace pods (required; it must exist).
+	Namespace string
+	// Node is the lab kubelet's Node ("cdeload-lab-<namespace>" when empty).
+	Node string
+	// ScheduleDelay, PullDelay and StartDelay are the lab kubelet's
+	// latencies; Faults its failure rates; Seed seeds them.
+	ScheduleDelay, PullDelay, StartDelay time.Duration
+	Faults                               kubelet.Faults
+	Seed                                 uint64
+}
+
+// LabelLabWorkspace marks a pod the lab runs as a lab workspace (a tailnet
+// node with an SSH server) when it becomes ready; its value is the
+// workspace's name.
+const LabelLabWorkspace = "cdeload.dev/lab-workspace"
+
+// kubeLab is the lab's Kubernetes side.
+type kubeLab struct {
+	kubelet *kubelet.Kubelet
+	pods    *kube.Watcher
+}
+
+// startKubernetes starts the lab kubelet and wraps the Coder simulator's
+// backend so that its workspaces are Deployments.
+func (l *Lab) startKubernetes(cfg *KubernetesConfig, be codersim.Backend) (codersim.Backend, error) {
+	if cfg.REST == nil || cfg.Namespace == "" {
+		return nil, errors.New("lab: Kubernetes needs a client configuration and a namespace")
+	}
+	core, err := corev1client.NewForConfig(cfg.REST)
+	if err != nil {
+		return nil, fmt.Errorf("lab: Kubernetes client: %w", err)
+	}
+	apps, err := appsv1client.NewForConfig(cfg.REST)
+	if err != nil {
+		return nil, fmt.Errorf("lab: Kubernetes client: %w", err)
+	}
+	node := cfg.Node
+	if node == "" {
+		node = "cdeload-lab-" + cfg.Namespace
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	kl, err := kubelet.Start(ctx, kubelet.Config{Client: core, Namespace: cfg.Namespace, Node: node,
+		ScheduleDelay: cfg.ScheduleDelay, PullDelay: cfg.PullDelay, StartDelay: cfg.StartDelay,
+		Faults: cfg.Faults, Seed: cfg.Seed, Workloads: labWorkloads{l.Workspaces}})
+	if err != nil {
+		return nil, err
+	}
+	pods, err := kube.NewWatcher(ctx, kube.WatcherConfig{Client: core, Namespace: cfg.Namespace, Selector: kube.CoderSelector})
+	if err != nil {
+		kl.Close()
+		return nil, err
+	}
+	wrapped, err := kubelet.NewCoderBackend(kubelet.CoderBackendConfig{Inner: be, Apps: apps, Pods: pods})
+	if err != nil {
+		pods.Close()
+		kl.Close()
+		return nil, err
+	}
+	l.kube = &kubeLab{kubelet: kl, pods: pods}
+	return wrapped, nil
+}
+
+// close stops the kubelet (after the Coder simulator removed its
+// Deployments) and the watcher.
+func (k *kubeLab) close() error {
+	if k == nil {
+		return nil
+	}
+	err := k.kubelet.Close()
+	k.pods.Close()
+	return err
+}
+
+// labWorkloads runs the pods labelled LabelLabWorkspace as lab workspaces.
+type labWorkloads struct{ m *workspaces.Manager }
+
+func (w labWorkloads) Start(ctx context.Context, pod *corev1.Pod) (string, error) {
+	name := pod.Labels[LabelLabWorkspace]
+	if name == "" {
+		return "", nil // a Coder workspace pod: the Coder backend starts its machine
+	}
+	ws, err := w.m.Start(ctx, workspaces.WorkspaceSpec{Name: name})
+	if err != nil {
+		return "", fmt.Errorf("lab workspace %s for pod %s: %w", name, pod.Name, err)
+	}
+	return ws.Addr().String(), nil
+}
+
+func (w labWorkloads) Stop(pod *corev1.Pod) {
+	if name := pod.Labels[LabelLabWorkspace]; name != "" {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		_ = w.m.Stop(ctx, name)
+	}
+}

@@ -1,0 +1,148 @@
+package cdeload
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	appsv1client "k8s.io/client-go/kubernetes/typed/apps/v1"
+
+	"github.com/cdeload/cdeload/internal/kubetest"
+	"github.com/cdeload/cdeload/lab"
+	"github.com/cdeload/cdeload/lab/kubelet"
+)
+
+// startKubeLab starts a lab whose Coder simulator runs its workspaces as
+// Deployments in env's namespace, and returns the script's environment.
+func startKubeLab(t *testing.T, env *kubetest.Env, kc lab.KubernetesConfig) map[string]string {
+	t.Helper()
+	kc.REST, kc.Namespace = env.Admin, env.Namespace
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	l, err := lab.Start(ctx, lab.Config{Kubernetes: &kc})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := l.Close(); err != nil {
+			t.Errorf("close the lab: %v", err)
+		}
+	})
+	return map[string]string{envLabURL: l.URL(), "NS": env.Namespace, "KCFG": env.Kubeconfig}
+}
+
+// assertNamespaceEmpty checks through the API that no workspace pod or
+// Deployment is left.
+func assertNamespaceEmpty(t *testing.T, env *kubetest.Env) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	apps, err := appsv1client.NewForConfig(env.Admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for {
+		pods, err := env.Core.Pods(env.Namespace).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		deps, err := apps.Deployments(env.Namespace).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(pods.Items) == 0 && len(deps.Items) == 0 {
+			return
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("left in namespace %s: %d pods, %d deployments", env.Namespace, len(pods.Items), len(deps.Items))
+		}
+		time.Sleep(100 * time.Millisecond) // a check after the run, not part of cdeload
+	}
+}
+
+// Coder workspaces on Kubernetes get their pod's phases timed, per
+// workspace, from the shared informer.
+func TestCoderKubernetesPodPhases(t *testing.T) {
+	env := kubetest.New(t)
+	// Two creates in a row take over a second: workspace_pods_pending is
+	// sampled at least once while one is in flight.
+	const sched, pull, start = 600 * time.Millisecond, 150 * time.Millisecond, 100 * time.Millisecond
+	vars := startKubeLab(t, env, lab.KubernetesConfig{ScheduleDelay: sched, PullDelay: pull, StartDelay: start})
+	r := runScript(t, header+`
+import { Coder } from 'k6/x/cdeload';
+const coder = new Coder({ pollInterval: '20ms', kubernetes: { namespace: __ENV.NS, kubeconfig: __ENV.KCFG, context: 'testenv' } });
+export default async function () {
+  const a = await coder.createWorkspace({ template: 'kubernetes' });
+  const b = await coder.createWorkspace({ template: 'kubernetes' });
+  report(TEST, 'names', [a.name, b.name]);
+  await a.delete();
+  await coder.cleanup();
+}
+`, vars)
+	var names []string
+	r.report("names", &names)
+	for _, m := range []struct {
+		name string
+		want time.Duration
+	}{{mPodSchedule, sched}, {mPodStart, pull + start}} {
+		got := r.sink.samples(m.name)
+		if len(got) != 2 {
+			t.Fatalf("%s: %d samples, want 2", m.name, len(got))
+		}
+		for i, s := range got {
+			if s.Metadata["workspace"] != names[i] {
+				t.Errorf("%s sample %d: metadata %v, want workspace %s", m.name, i, s.Metadata, names[i])
+			}
+			if d := time.Duration(s.Value * float64(time.Millisecond)); d < m.want-100*time.Millisecond || d > m.want+100*time.Millisecond {
+				t.Errorf("%s of %s = %v, want %v ± 100ms", m.name, names[i], d, m.want)
+			}
+		}
+	}
+	pending := r.sink.samples(mPodsPending)
+	if len(pending) == 0 {
+		t.Errorf("%s: no samples", mPodsPending)
+	}
+	for _, s := range pending {
+		if s.Value != 0 && s.Value != 1 {
+			t.Errorf("%s = %v, want 0 or 1 (one workspace created at a time)", mPodsPending, s.Value)
+		}
+	}
+	assertNamespaceEmpty(t, env)
+}
+
+// A workspace whose pod never becomes ready fails with the pod's reason,
+// in the error and in the reason tag of workspace_failed.
+func TestCoderKubernetesFailureReason(t *testing.T) {
+	env := kubetest.New(t)
+	vars := startKubeLab(t, env, lab.KubernetesConfig{ScheduleDelay: 50 * time.Millisecond, Faults: kubelet.Faults{Unschedulable: 1}})
+	r := runScript(t, header+`
+import { Coder } from 'k6/x/cdeload';
+const coder = new Coder({ pollInterval: '20ms', agentTimeout: '3s', kubernetes: { namespace: __ENV.NS, kubeconfig: __ENV.KCFG } });
+export default async function () {
+  try { await coder.createWorkspace({ template: 'kubernetes' }); report(TEST, 'err', 'no error'); }
+  catch (e) { report(TEST, 'err', e.message); }
+  await coder.cleanup();
+}
+`, vars)
+	if got := r.reportString("err"); !strings.Contains(got, "Unschedulable: 0/1 nodes are available") {
+		t.Errorf("createWorkspace error %q, want the pod's Unschedulable reason", got)
+	}
+	var failed int
+	for _, s := range r.sink.samples(mWorkspaceFailed) {
+		if s.Value == 1 {
+			failed++
+			if reason, _ := s.Tags.Get("reason"); reason != "Unschedulable" {
+				t.Errorf("workspace_failed tags %v, want reason=Unschedulable", s.Tags.Map())
+			}
+		}
+	}
+	if failed != 1 {
+		t.Errorf("workspace_failed: %d failures, want 1", failed)
+	}
+	if n := len(r.sink.samples(mPodSchedule)); n != 0 {
+		t.Errorf("%s: %d samples for a pod never scheduled", mPodSchedule, n)
+	}
+	assertNamespaceEmpty(t, env)
+}
