@@ -12,6 +12,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/cdeload/cdeload/engine/metrics"
+	"github.com/cdeload/cdeload/workspace"
 	"github.com/cdeload/cdeload/workspace/kube"
 )
 
@@ -94,6 +95,8 @@ type sharedWatcher struct {
 	mu      sync.Mutex
 	tracked map[kube.Match]struct{}
 	active  map[*emitter]int // emitters of calls in flight
+	namer   *workspace.Namer // names of the Kubernetes provider's pods
+	prov    *kube.Provider   // a provider of this run, for the cleanup on close
 	stop    chan struct{}
 	done    chan struct{}
 }
@@ -111,7 +114,7 @@ func (r *RootModule) kubeWatcher(ctx context.Context, o kubeOptions) (*sharedWat
 	}
 	r.kube.mu.Unlock()
 	if !ok {
-		sw.err = sw.start(o)
+		sw.err = sw.start(o, r.runID+"k")
 		if sw.err == nil {
 			if err := r.onClose(sw.close); err != nil {
 				sw.close()
@@ -131,7 +134,7 @@ func (r *RootModule) kubeWatcher(ctx context.Context, o kubeOptions) (*sharedWat
 	return sw, nil
 }
 
-func (sw *sharedWatcher) start(o kubeOptions) error {
+func (sw *sharedWatcher) start(o kubeOptions, runID string) error {
 	rc, err := o.restConfig()
 	if err != nil {
 		return err
@@ -146,6 +149,10 @@ func (sw *sharedWatcher) start(o kubeOptions) error {
 	if err != nil {
 		return err
 	}
+	if sw.namer, err = workspace.NewNamer(runID); err != nil {
+		w.Close()
+		return err
+	}
 	sw.w, sw.rest, sw.core = w, rc, core
 	sw.stop, sw.done = make(chan struct{}), make(chan struct{})
 	go sw.samplePending()
@@ -153,10 +160,11 @@ func (sw *sharedWatcher) start(o kubeOptions) error {
 }
 
 func (sw *sharedWatcher) close() error {
+	err := sw.cleanupOnClose()
 	close(sw.stop)
 	<-sw.done
 	sw.w.Close()
-	return nil
+	return err
 }
 
 // track adds a pod of this run (counted in workspace_pods_pending).

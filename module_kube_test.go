@@ -146,3 +146,55 @@ export default async function () {
 	}
 	assertNamespaceEmpty(t, env)
 }
+
+// Plain Kubernetes workspaces: a Pod each, ready through the informer,
+// reachable over SSH on the lab's tailnet, deleted and cleaned up, with
+// the phase metrics; a user without the Role gets a clear error.
+func TestKubernetesProviderWorkspaces(t *testing.T) {
+	env := kubetest.New(t)
+	vars := startKubeLab(t, env, lab.KubernetesConfig{ScheduleDelay: 100 * time.Millisecond, PullDelay: 100 * time.Millisecond})
+	r := runScript(t, header+`
+import { Kubernetes } from 'k6/x/cdeload';
+const k8s = new Kubernetes({ namespace: __ENV.NS, kubeconfig: __ENV.KCFG, image: 'codercom/enterprise-base:ubuntu' });
+const denied = new Kubernetes({ namespace: __ENV.NS, kubeconfig: __ENV.KCFG, context: 'tester',
+  podTemplate: { spec: { containers: [{ name: 'dev', image: 'x' }] } } });
+async function msg(fn) { try { await fn(); return 'no error'; } catch (e) { return e.message; } }
+export default async function () {
+  const ws = await k8s.createWorkspace();
+  report(TEST, 'ws', { name: ws.name, address: ws.address, timings: ws.timings });
+  const s = await ssh.connect({ host: ws.address });
+  report(TEST, 'echo', await s.echo({ bytesPerTick: 64, tickInterval: '20ms', duration: 300 }));
+  await s.close();
+  await ws.delete();
+  await k8s.createWorkspace();
+  await k8s.cleanup();
+  report(TEST, 'denied', await msg(() => denied.createWorkspace({ timeout: '10s' })));
+}
+`, vars)
+	var ws struct {
+		Name, Address string
+		Timings       struct{ ReadyMs, PodScheduleMs, PodStartMs float64 }
+	}
+	r.report("ws", &ws)
+	if !strings.HasPrefix(ws.Name, "scaletest-") || !strings.HasPrefix(ws.Address, "100.") ||
+		ws.Timings.PodScheduleMs < 100 || ws.Timings.PodStartMs < 100 || ws.Timings.ReadyMs < ws.Timings.PodScheduleMs+ws.Timings.PodStartMs {
+		t.Errorf("workspace %+v: want a scaletest name, a tailnet address and the phase timings", ws)
+	}
+	var echo struct{ FramesSent, FramesReceived int64 }
+	r.report("echo", &echo)
+	if echo.FramesSent == 0 || echo.FramesReceived != echo.FramesSent {
+		t.Errorf("echo over SSH to the pod's workspace: %+v", echo)
+	}
+	for _, name := range []string{mPodSchedule, mPodStart, mWorkspaceReady} {
+		if n := len(r.sink.samples(name)); n != 2 {
+			t.Errorf("%s: %d samples, want 2", name, n)
+		}
+	}
+	if n := len(r.sink.samples(mWorkspaceDelete)); n != 1 {
+		t.Errorf("%s: %d samples, want 1 (delete(), not cleanup())", mWorkspaceDelete, n)
+	}
+	if got, want := r.reportString("denied"), "forbidden: needs list on pods in "+env.Namespace; !strings.Contains(got, want) {
+		t.Errorf("tester's createWorkspace: %q, want it to contain %q", got, want)
+	}
+	assertNamespaceEmpty(t, env)
+}

@@ -20,9 +20,9 @@ import (
 // KubernetesConfig puts the lab's workspaces on a real Kubernetes API
 // server: a lab kubelet runs the namespace's pods, the Coder simulator's
 // builds create workspace Deployments (labelled as Coder's Kubernetes
-// template labels them), and a pod labelled LabelLabWorkspace (the
+// template labels them), and a pod labelled kube.LabelWorkspace (the
 // cde.Kubernetes provider's pods) runs as a lab workspace (tailnet node and
-// SSH server) whose tailnet address is the pod IP.
+// SSH server) of that name whose tailnet address is the pod IP.
 type KubernetesConfig struct {
 	// REST reaches the API server (required).
 	REST *rest.Config
@@ -36,11 +36,6 @@ type KubernetesConfig struct {
 	Faults                               kubelet.Faults
 	Seed                                 uint64
 }
-
-// LabelLabWorkspace marks a pod the lab runs as a lab workspace (a tailnet
-// node with an SSH server) when it becomes ready; its value is the
-// workspace's name.
-const LabelLabWorkspace = "cdeload.dev/lab-workspace"
 
 // kubeLab is the lab's Kubernetes side.
 type kubeLab struct {
@@ -100,11 +95,11 @@ func (k *kubeLab) close() error {
 	return err
 }
 
-// labWorkloads runs the pods labelled LabelLabWorkspace as lab workspaces.
+// labWorkloads runs the pods labelled kube.LabelWorkspace as lab workspaces.
 type labWorkloads struct{ m *workspaces.Manager }
 
 func (w labWorkloads) Start(ctx context.Context, pod *corev1.Pod) (string, error) {
-	name := pod.Labels[LabelLabWorkspace]
+	name := pod.Labels[kube.LabelWorkspace]
 	if name == "" {
 		return "", nil // a Coder workspace pod: the Coder backend starts its machine
 	}
@@ -116,7 +111,7 @@ func (w labWorkloads) Start(ctx context.Context, pod *corev1.Pod) (string, error
 }
 
 func (w labWorkloads) Stop(pod *corev1.Pod) {
-	if name := pod.Labels[LabelLabWorkspace]; name != "" {
+	if name := pod.Labels[kube.LabelWorkspace]; name != "" {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		_ = w.m.Stop(ctx, name)

@@ -33,6 +33,9 @@ type ProviderConfig struct {
 	Pods *Watcher
 	// RunID names this run's pods (scaletest-<runid>-<n>) and labels them.
 	RunID string
+	// Namer, if set, names the pods instead (its run ID wins over RunID):
+	// providers of one run that share it never pick the same name.
+	Namer *workspace.Namer
 	// Template is the pod to create for each workspace; its name, namespace
 	// and run labels are filled in (see ParsePodTemplate and ImagePod).
 	Template *corev1.Pod
@@ -79,9 +82,12 @@ func NewProvider(cfg ProviderConfig) (*Provider, error) {
 	if cfg.Observer == nil {
 		cfg.Observer = workspace.NopObserver{}
 	}
-	n, err := workspace.NewNamer(cfg.RunID)
-	if err != nil {
-		return nil, fmt.Errorf("kubernetes provider: %w", err)
+	n := cfg.Namer
+	if n == nil {
+		var err error
+		if n, err = workspace.NewNamer(cfg.RunID); err != nil {
+			return nil, fmt.Errorf("kubernetes provider: %w", err)
+		}
 	}
 	return &Provider{cfg: cfg, namer: n}, nil
 }
