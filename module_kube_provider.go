@@ -21,6 +21,7 @@ type kubeProviderObj struct {
 	opts     kubeOptions
 	template *corev1.Pod
 	sshUser  string
+	labURL   string // CDELOAD_LAB_URL when the object was made
 	obs      *coderObserver
 
 	mu   sync.Mutex
@@ -65,6 +66,7 @@ func (mi *instance) newKubernetes(call sobek.ConstructorCall) *sobek.Object {
 	case image != "":
 		k.template = kube.ImagePod(image)
 	}
+	k.labURL = mi.getenv(envLabURL)
 	o := call.This
 	method(o, "createWorkspace", k.jsCreate)
 	method(o, "cleanup", k.jsCleanup)
@@ -129,6 +131,13 @@ func (k *kubeProviderObj) jsCreate(call sobek.FunctionCall) sobek.Value {
 			return nil, fmt.Errorf("workspace %s: %w", ws.Name, err)
 		}
 		mi.root.rememberWorkspace(ws.Address, ws.Name)
+		if k.labURL != "" {
+			// `cdeload lab --kubernetes` runs each pod as one of its
+			// workspaces: its tailnet and SSH credentials apply.
+			if l, err := mi.root.lab(ctx, k.labURL); err == nil {
+				mi.root.rememberCoderWorkspace(ws.Address, ws.Name, l)
+			}
+		}
 		w := &kubeWorkspace{k: k, ws: ws, phases: st}
 		return func(rt *sobek.Runtime) sobek.Value { return w.object() }, nil
 	})

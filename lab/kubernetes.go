@@ -7,6 +7,8 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	appsv1client "k8s.io/client-go/kubernetes/typed/apps/v1"
 	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/rest"
@@ -37,51 +39,65 @@ type KubernetesConfig struct {
 	Seed                                 uint64
 }
 
+// KubernetesNamespace is the namespace of the lab's workspace pods, or ""
+// when the lab runs without Kubernetes.
+func (l *Lab) KubernetesNamespace() string {
+	if l.kube == nil {
+		return ""
+	}
+	return l.kube.pods.Namespace()
+}
+
 // kubeLab is the lab's Kubernetes side.
 type kubeLab struct {
 	kubelet *kubelet.Kubelet
 	pods    *kube.Watcher
+	apps    appsv1client.AppsV1Interface
 }
 
-// startKubernetes starts the lab kubelet and wraps the Coder simulator's
-// backend so that its workspaces are Deployments.
-func (l *Lab) startKubernetes(cfg *KubernetesConfig, be codersim.Backend) (codersim.Backend, error) {
+// startKubernetes creates the namespace if needed and starts the lab
+// kubelet and the watcher of Coder workspace pods.
+func (l *Lab) startKubernetes(ctx context.Context, cfg *KubernetesConfig) error {
 	if cfg.REST == nil || cfg.Namespace == "" {
-		return nil, errors.New("lab: Kubernetes needs a client configuration and a namespace")
+		return errors.New("lab: Kubernetes needs a client configuration and a namespace")
 	}
 	core, err := corev1client.NewForConfig(cfg.REST)
 	if err != nil {
-		return nil, fmt.Errorf("lab: Kubernetes client: %w", err)
+		return fmt.Errorf("lab: Kubernetes client: %w", err)
 	}
 	apps, err := appsv1client.NewForConfig(cfg.REST)
 	if err != nil {
-		return nil, fmt.Errorf("lab: Kubernetes client: %w", err)
+		return fmt.Errorf("lab: Kubernetes client: %w", err)
 	}
 	node := cfg.Node
 	if node == "" {
 		node = "cdeload-lab-" + cfg.Namespace
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: cfg.Namespace}}
+	if _, err := core.Namespaces().Create(ctx, ns, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) && !apierrors.IsForbidden(err) {
+		return fmt.Errorf("lab: create namespace %s: %w", cfg.Namespace, err)
+	}
 	kl, err := kubelet.Start(ctx, kubelet.Config{Client: core, Namespace: cfg.Namespace, Node: node,
 		ScheduleDelay: cfg.ScheduleDelay, PullDelay: cfg.PullDelay, StartDelay: cfg.StartDelay,
 		Faults: cfg.Faults, Seed: cfg.Seed, Workloads: labWorkloads{l.Workspaces}})
 	if err != nil {
-		return nil, err
+		return err
 	}
 	pods, err := kube.NewWatcher(ctx, kube.WatcherConfig{Client: core, Namespace: cfg.Namespace, Selector: kube.CoderSelector})
 	if err != nil {
 		kl.Close()
-		return nil, err
+		return err
 	}
-	wrapped, err := kubelet.NewCoderBackend(kubelet.CoderBackendConfig{Inner: be, Apps: apps, Pods: pods})
-	if err != nil {
-		pods.Close()
-		kl.Close()
-		return nil, err
-	}
-	l.kube = &kubeLab{kubelet: kl, pods: pods}
-	return wrapped, nil
+	l.kube = &kubeLab{kubelet: kl, pods: pods, apps: apps}
+	return nil
+}
+
+// coderBackend wraps the Coder simulator's backend so that its workspaces
+// are Deployments.
+func (k *kubeLab) coderBackend(be codersim.Backend) (codersim.Backend, error) {
+	return kubelet.NewCoderBackend(kubelet.CoderBackendConfig{Inner: be, Apps: k.apps, Pods: k.pods})
 }
 
 // close stops the kubelet (after the Coder simulator removed its

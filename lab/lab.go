@@ -143,8 +143,17 @@ func Start(ctx context.Context, cfg Config) (*Lab, error) {
 		return nil, err
 	}
 	l := &Lab{Tailnet: tl, Workspaces: mgr, mux: http.NewServeMux(), ln: ln}
+	if cfg.Kubernetes != nil {
+		if err := l.startKubernetes(ctx, cfg.Kubernetes); err != nil {
+			ln.Close()
+			mgr.Close()
+			tl.Close()
+			return nil, err
+		}
+	}
 	if !cfg.NoCoder {
 		if err := l.startCoder(ip, cfg); err != nil {
+			l.kube.close()
 			ln.Close()
 			mgr.Close()
 			tl.Close()
@@ -178,8 +187,8 @@ func (l *Lab) startCoder(ip netip.Addr, cfg Config) error {
 		return fmt.Errorf("lab: Coder backend: %w", err)
 	}
 	var simBackend codersim.Backend = be
-	if cfg.Kubernetes != nil {
-		if simBackend, err = l.startKubernetes(cfg.Kubernetes, be); err != nil {
+	if l.kube != nil {
+		if simBackend, err = l.kube.coderBackend(be); err != nil {
 			be.Close()
 			return err
 		}
