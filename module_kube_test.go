@@ -12,6 +12,8 @@ import (
 	"github.com/cdeload/cdeload/internal/kubetest"
 	"github.com/cdeload/cdeload/lab"
 	"github.com/cdeload/cdeload/lab/kubelet"
+	"github.com/cdeload/cdeload/workspace"
+	"github.com/cdeload/cdeload/workspace/kube"
 )
 
 // startKubeLab starts a lab whose Coder simulator runs its workspaces as
@@ -197,4 +199,41 @@ export default async function () {
 		t.Errorf("tester's createWorkspace: %q, want it to contain %q", got, want)
 	}
 	assertNamespaceEmpty(t, env)
+}
+
+// Closing the module (the end of a run, also after Ctrl-C) deletes the
+// Kubernetes workspaces a script left behind, and stops the informer.
+func TestKubernetesCleanupOnClose(t *testing.T) {
+	env := kubetest.New(t)
+	r := New()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	sw, err := r.kubeWatcher(ctx, kubeOptions{namespace: env.Namespace, kubeconfig: env.Kubeconfig, context: kubetest.AdminContext})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := kube.NewProvider(kube.ProviderConfig{Client: sw.core, Pods: sw.w, Namer: sw.namer, Template: kube.ImagePod("x")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sw.useProvider(p)
+	for range 3 {
+		if _, err := p.Create(ctx, workspace.CreateRequest{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The informer must have seen them (cleanup reads its cache).
+	if _, err := sw.w.Wait(ctx, kube.ByName(sw.namer.Prefix()+"3"), func(kube.PodPhases) bool { return true }); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	pods, err := env.Core.Pods(env.Namespace).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pods.Items) != 0 {
+		t.Errorf("%d pods left after the module closed", len(pods.Items))
+	}
 }
