@@ -97,8 +97,11 @@ export default async function () {
 			if s.Metadata["workspace"] != names[i] {
 				t.Errorf("%s sample %d: metadata %v, want workspace %s", m.name, i, s.Metadata, names[i])
 			}
-			if d := time.Duration(s.Value * float64(time.Millisecond)); d < m.want-100*time.Millisecond || d > m.want+100*time.Millisecond {
-				t.Errorf("%s of %s = %v, want %v ± 100ms", m.name, names[i], d, m.want)
+			// The precision (50 ms of what the kubelet achieved) is
+			// workspace/kube's test; here: the configured latency, plus
+			// at most what a busy machine adds.
+			if d := time.Duration(s.Value * float64(time.Millisecond)); d < m.want || d > m.want+500*time.Millisecond {
+				t.Errorf("%s of %s = %v, want %v to %v + 500ms", m.name, names[i], d, m.want, m.want)
 			}
 		}
 	}

@@ -88,9 +88,39 @@ type Kubelet struct {
 type podRun struct {
 	cancel  context.CancelFunc
 	pod     *corev1.Pod
+	times   Timeline
 	started bool // the workload was started (Stop is due)
 	stopped bool
 	gone    bool // delete with grace 0 was sent
+}
+
+// Timeline is when the kubelet saw a pod and when its writes for it were
+// acknowledged by the API server (zero for steps not reached).
+type Timeline struct {
+	// Seen is when the kubelet's watch delivered the new pod.
+	Seen time.Time
+	// Bound is when the binding (PodScheduled=True) was acknowledged.
+	Bound time.Time
+	// Ready is when the status with ContainersReady=True was acknowledged.
+	Ready time.Time
+}
+
+// Timeline returns the timeline of the pod with the given UID, while the
+// pod exists.
+func (k *Kubelet) Timeline(uid string) (Timeline, bool) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	r := k.running[uid]
+	if r == nil {
+		return Timeline{}, false
+	}
+	return r.times, true
+}
+
+func (k *Kubelet) mark(r *podRun, set func(*Timeline)) {
+	k.mu.Lock()
+	set(&r.times)
+	k.mu.Unlock()
 }
 
 // Start registers the Node and starts handling pods.
@@ -266,11 +296,11 @@ func (k *Kubelet) onPod(obj any) {
 		return // already ours, or another scheduler's / kubelet's
 	}
 	ctx, cancel := context.WithCancel(k.ctx)
-	r = &podRun{cancel: cancel, pod: p}
+	r = &podRun{cancel: cancel, pod: p, times: Timeline{Seen: time.Now()}}
 	k.running[uid] = r
 	fault := k.pickFault()
 	k.wg.Add(1)
-	go k.walk(ctx, r, p, fault, time.Now())
+	go k.walk(ctx, r, p, fault, r.times.Seen)
 }
 
 // forget drops a deleted pod, stopping its workload.
@@ -369,6 +399,7 @@ func (k *Kubelet) walk(ctx context.Context, r *podRun, p *corev1.Pod, f fault, s
 		return // deleted meanwhile, or bound by someone else
 	}
 	bound := time.Now()
+	k.mark(r, func(t *Timeline) { t.Bound = bound })
 	name := "workload"
 	if len(p.Spec.Containers) > 0 {
 		name = p.Spec.Containers[0].Name
@@ -446,7 +477,7 @@ func (k *Kubelet) walk(ctx context.Context, r *podRun, p *corev1.Pod, f fault, s
 		}
 	}
 	now := metav1.Now()
-	_ = k.setStatus(ctx, &p, func(s *corev1.PodStatus) {
+	err := k.setStatus(ctx, &p, func(s *corev1.PodStatus) {
 		s.Phase = corev1.PodRunning
 		s.PodIP = ip
 		s.PodIPs = []corev1.PodIP{{IP: ip}}
@@ -456,6 +487,9 @@ func (k *Kubelet) walk(ctx context.Context, r *podRun, p *corev1.Pod, f fault, s
 		s.ContainerStatuses = []corev1.ContainerStatus{{Name: name, Image: image, Ready: true, Started: new(true),
 			State: corev1.ContainerState{Running: &corev1.ContainerStateRunning{StartedAt: now}}}}
 	})
+	if err == nil {
+		k.mark(r, func(t *Timeline) { t.Ready = time.Now() })
+	}
 }
 
 // setStatus applies change to the latest status of *p, writes it, and
