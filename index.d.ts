@@ -30,7 +30,9 @@
  * | metric | type | tags |
  * |---|---|---|
  * | `workspace_build_duration`, `workspace_agent_connect_duration`, `workspace_ready_duration`, `workspace_delete_duration` | Trend (time) | |
- * | `workspace_failed` | Rate | |
+ * | `workspace_failed` | Rate | `reason` (Kubernetes: the pod's `Unschedulable`, `ImagePullBackOff`, `CrashLoopBackOff`, `OOMKilled`) |
+ * | `workspace_pod_schedule_duration`, `workspace_pod_start_duration` | Trend (time), Kubernetes only: pod created → `PodScheduled`, `PodScheduled` → `ContainersReady` | |
+ * | `workspace_pods_pending` | Gauge, Kubernetes only: this run's Pending pods, every second | |
  * | `tailnet_up_duration` | Trend (time), once per node started | |
  * | `tailnet_dial_duration` | Trend (time) | `path` = `direct` \| `derp` |
  * | `ssh_connect_duration` | Trend (time): tailnet dial + SSH handshake + session | |
@@ -321,6 +323,76 @@ export interface CoderOptions {
   noWaitForAgents?: boolean;
   /** Wait for agents to connect, not for their lifecycle to be ready. */
   ignoreLifecycle?: boolean;
+  /**
+   * The namespace where the deployment runs its workspace pods: each
+   * workspace's pod (matched by Coder's `com.coder.workspace.id` label) is
+   * timed through one shared informer per process (list + watch, no
+   * polling), emitting `workspace_pod_schedule_duration`,
+   * `workspace_pod_start_duration` and `workspace_pods_pending`; a pod that
+   * never became ready puts its reason in the error and in the `reason` tag
+   * of `workspace_failed`. Needs get, list and watch on pods.
+   */
+  kubernetes?: KubernetesClusterOptions;
+}
+
+/** Where workspace pods run. */
+export interface KubernetesClusterOptions {
+  /** Namespace of the workspace pods (required). */
+  namespace: string;
+  /** Kubeconfig file (default `KUBECONFIG`, then `~/.kube/config`, then the in-cluster service account). */
+  kubeconfig?: string;
+  /** Kubeconfig context (default: its current context). */
+  context?: string;
+  /** Label selector of the pods (default `app.kubernetes.io/name=coder-workspace`; Coder mode only). */
+  selector?: string;
+}
+
+/** Options of {@link Kubernetes}: the cluster, and one of `podTemplate` and `image`. */
+export interface KubernetesOptions extends Omit<KubernetesClusterOptions, 'selector'> {
+  /**
+   * The Pod of each workspace, as YAML or JSON text (e.g. `open('pod.yaml')`)
+   * or an object; its name, namespace and the run's labels are filled in.
+   */
+  podTemplate?: string | object;
+  /** An image: each workspace is a Pod with one container running it. */
+  image?: string;
+  /** SSH user of the workspaces, exposed as `ws.sshUser` for `ssh.connect`. */
+  sshUser?: string;
+}
+
+/** A plain Kubernetes workspace (a Pod) that is ready. */
+export interface KubernetesWorkspace {
+  /** The pod's name: `scaletest-<runid>-<n>`. */
+  readonly name: string;
+  /** The pod's UID. */
+  readonly id: string;
+  /** The pod IP (with `cdeload lab --kubernetes`: the workspace's tailnet address). */
+  readonly address: string;
+  readonly sshUser: string;
+  readonly timings: { readyMs: number; podScheduleMs: number; podStartMs: number };
+  /** Deletes the pod (foreground propagation) and waits until it is gone; emits `workspace_delete_duration`. */
+  delete(options?: { timeout?: Duration }): Promise<void>;
+}
+
+/**
+ * Plain Kubernetes workspaces (no Coder), one Pod each. A workspace costs
+ * two API requests (create, delete); readiness and deletion come from the
+ * process's shared informer. Needs get, list, watch, create and delete on
+ * pods (see the README's RBAC section).
+ */
+export class Kubernetes {
+  constructor(options: KubernetesOptions);
+  /**
+   * Creates a pod and waits until its containers are ready, emitting
+   * `workspace_pod_schedule_duration`, `workspace_pod_start_duration`,
+   * `workspace_ready_duration` and `workspace_failed` (with the pod's `reason`).
+   */
+  createWorkspace(options?: { name?: string; timeout?: Duration }): Promise<KubernetesWorkspace>;
+  /**
+   * Deletes every pod of this run in the namespace and waits until they are
+   * gone (closing the module does it too, after Ctrl-C as well).
+   */
+  cleanup(): Promise<void>;
 }
 
 /** Options of {@link Coder.createWorkspace}. */
@@ -390,6 +462,7 @@ export class Coder {
 declare const cde: {
   Tailnet: typeof Tailnet;
   Coder: typeof Coder;
+  Kubernetes: typeof Kubernetes;
   ssh: typeof ssh;
   lab: typeof lab;
 };

@@ -171,7 +171,8 @@ type coderObj struct {
 	cfg    coder.Config
 	obs    *coderObserver
 
-	labURL string // CDELOAD_LAB_URL when the object was made
+	labURL string     // CDELOAD_LAB_URL when the object was made
+	kube   *coderKube // the `kubernetes` option (module_kube_coder.go)
 
 	mu   sync.Mutex
 	prov *coder.Provider
@@ -208,6 +209,11 @@ func (mi *instance) newCoder(call sobek.ConstructorCall) *sobek.Object {
 		"deleteTimeout":   func(v sobek.Value) (err error) { cfg.DeleteTimeout, err = asDuration(v); return err },
 		"noWaitForAgents": func(v sobek.Value) (err error) { cfg.NoWaitForAgents, err = asBool(v); return err },
 		"ignoreLifecycle": func(v sobek.Value) (err error) { cfg.IgnoreLifecycle, err = asBool(v); return err },
+		"kubernetes": func(v sobek.Value) error {
+			o, err := mi.parseKube(op, v)
+			c.kube = newCoderKube(o)
+			return err
+		},
 	})
 	if c.target.url == "" {
 		c.target.url = mi.getenv(envCoderURL)
@@ -309,7 +315,8 @@ func (c *coderObj) closeProvider() {
 // coderObserver turns provider events into workspace_* samples, with the
 // tags of the JS call in progress (the latest call of the VU).
 type coderObserver struct {
-	cur atomic.Pointer[emitter]
+	cur    atomic.Pointer[emitter]
+	reason atomic.Pointer[func() string] // pod failure reason (module_kube_coder.go)
 }
 
 // OnPhase implements workspace.Observer.
@@ -333,7 +340,7 @@ func (o *coderObserver) OnPhase(phase string, d time.Duration, ws workspace.Work
 func (o *coderObserver) OnFailure(op string, err error) {
 	if e := o.cur.Load(); e != nil && e.ms != nil {
 		e = e.withMeta(failureMeta(op, err))
-		e.push(e.sample(e.ms.workspaceFailed, 1))
+		e.push(e.sample(e.ms.workspaceFailed, 1, o.failTags()...))
 	}
 }
 
@@ -393,11 +400,18 @@ func (c *coderObj) jsCreate(call sobek.FunctionCall) sobek.Value {
 		}
 		ctx, cancel := context.WithTimeout(ctx, timeout)
 		defer cancel()
+		sw, endKube, err := c.kube.start(ctx, mi.root, e)
+		if err != nil {
+			return nil, err
+		}
+		defer endKube()
 		ws, err := p.Create(ctx, req)
 		if err != nil {
 			return nil, err
 		}
+		c.kube.created(sw, ws, c.obs)
 		ws, err = p.WaitReady(ctx, ws)
+		err = c.kube.ready(ctx, sw, ws, err, e, c.obs)
 		if err != nil {
 			return nil, fmt.Errorf("workspace %s: %w", ws.Name, err)
 		}

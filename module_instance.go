@@ -44,10 +44,11 @@ func newInstance(root *RootModule, vu modules.VU) *instance {
 // the default export object.
 func (mi *instance) Exports() modules.Exports {
 	return modules.Exports{Named: map[string]any{
-		"Tailnet": mi.newTailnet,
-		"Coder":   mi.newCoder,
-		"ssh":     map[string]any{"connect": mi.sshConnect},
-		"lab":     mi.labExports(),
+		"Tailnet":    mi.newTailnet,
+		"Coder":      mi.newCoder,
+		"Kubernetes": mi.newKubernetes, // module_kube_provider.go
+		"ssh":        map[string]any{"connect": mi.sshConnect},
+		"lab":        mi.labExports(),
 	}}
 }
 

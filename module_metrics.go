@@ -65,6 +65,9 @@ func registerMetrics(reg *metrics.Registry, builtin *metrics.Builtin) (*metricSe
 	add(&s.workspaceReady, mWorkspaceReady, metrics.Trend, metrics.Time)
 	add(&s.workspaceDelete, mWorkspaceDelete, metrics.Trend, metrics.Time)
 	add(&s.workspaceFailed, mWorkspaceFailed, metrics.Rate, metrics.Default)
+	add(new(*metrics.Metric), mPodSchedule, metrics.Trend, metrics.Time) // module_kube.go
+	add(new(*metrics.Metric), mPodStart, metrics.Trend, metrics.Time)
+	add(new(*metrics.Metric), mPodsPending, metrics.Gauge, metrics.Default)
 	add(&s.tailnetUp, mTailnetUp, metrics.Trend, metrics.Time)
 	add(&s.tailnetDial, mTailnetDial, metrics.Trend, metrics.Time)
 	add(&s.sshConnect, mSSHConnect, metrics.Trend, metrics.Time)

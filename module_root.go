@@ -42,6 +42,7 @@ type RootModule struct {
 	// coderAddrs are the addresses of Coder workspaces created by this
 	// process: a lab's (reachable over its tailnet) or a real Coder's.
 	coderAddrs map[string]coderAddr
+	kube       kubeWatchers // shared pod informers (module_kube.go)
 }
 
 // New returns the root module. The engine calls New once per process

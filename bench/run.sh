@@ -4,7 +4,7 @@
 # the machines are shared and absolute numbers drift.
 set -euo pipefail
 cd "$(dirname "$0")"
-for s in engine.sh k6http.sh output.sh workspaces.sh echo.sh; do
+for s in engine.sh k6http.sh output.sh workspaces.sh echo.sh kube.sh; do
 	if [ -f "$s" ]; then
 		echo "=== bench/$s"
 		bash "$s"

@@ -51,7 +51,13 @@ export const options = {
 };
 
 // CODER_URL / CODER_SESSION_TOKEN, else the embedded lab's Coder simulator.
-const coder = new cde.Coder();
+// Kubernetes mode: with CDELOAD_K8S_NAMESPACE (`cdeload lab --kubernetes`
+// exports it; set it and KUBECONFIG for a real Coder on Kubernetes), each
+// workspace's pod phases are timed too (workspace_pod_schedule_duration,
+// workspace_pod_start_duration, workspace_pods_pending), and a pod that never
+// became ready names its reason.
+const K8S_NAMESPACE = __ENV.CDELOAD_K8S_NAMESPACE;
+const coder = new cde.Coder(K8S_NAMESPACE ? { kubernetes: { namespace: K8S_NAMESPACE } } : {});
 // TS_CONTROL_URL / TS_AUTHKEY (or CDELOAD_LAB_URL), else the embedded lab.
 const net = new cde.Tailnet();
 

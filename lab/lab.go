@@ -58,6 +58,8 @@ type Config struct {
 	NoCoder bool
 	// Coder configures the Coder API simulator.
 	Coder CoderConfig
+	// Kubernetes, if set, runs the workspaces as pods of a real API server.
+	Kubernetes *KubernetesConfig
 	// Logf receives diagnostic logs; nil discards them.
 	Logf func(format string, args ...any)
 }
@@ -85,6 +87,7 @@ type Lab struct {
 	http    *http.Server
 	coder   *codersim.Server      // nil with NoCoder
 	backend *coderbackend.Backend // nil with NoCoder
+	kube    *kubeLab              // nil without Config.Kubernetes
 }
 
 // ListenHost validates a loopback listen address and returns its IP.
@@ -140,8 +143,17 @@ func Start(ctx context.Context, cfg Config) (*Lab, error) {
 		return nil, err
 	}
 	l := &Lab{Tailnet: tl, Workspaces: mgr, mux: http.NewServeMux(), ln: ln}
+	if cfg.Kubernetes != nil {
+		if err := l.startKubernetes(ctx, cfg.Kubernetes); err != nil {
+			ln.Close()
+			mgr.Close()
+			tl.Close()
+			return nil, err
+		}
+	}
 	if !cfg.NoCoder {
 		if err := l.startCoder(ip, cfg); err != nil {
+			l.kube.close()
 			ln.Close()
 			mgr.Close()
 			tl.Close()
@@ -174,9 +186,17 @@ func (l *Lab) startCoder(ip netip.Addr, cfg Config) error {
 	if err != nil {
 		return fmt.Errorf("lab: Coder backend: %w", err)
 	}
+	var simBackend codersim.Backend = be
+	if l.kube != nil {
+		if simBackend, err = l.kube.coderBackend(be); err != nil {
+			be.Close()
+			return err
+		}
+	}
 	sim, err := codersim.New(codersim.Config{Addr: netip.AddrPortFrom(ip, 0).String(), Seed: cfg.Coder.Seed,
-		Backend: be, Faults: cfg.Coder.Faults})
+		Backend: simBackend, Faults: cfg.Coder.Faults})
 	if err != nil {
+		l.kube.close()
 		be.Close()
 		return fmt.Errorf("lab: Coder simulator: %w", err)
 	}
@@ -237,6 +257,7 @@ func (l *Lab) Close() error {
 	if l.coder != nil {
 		errs = append(errs, l.coder.Close(), l.backend.Close())
 	}
+	errs = append(errs, l.kube.close())
 	errs = append(errs, l.Workspaces.Close(), l.Tailnet.Close())
 	return errors.Join(errs...)
 }

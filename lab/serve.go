@@ -56,6 +56,9 @@ func Serve(ctx context.Context, cfg Config, opts ServeOptions, out io.Writer) (e
 		fmt.Fprintf(out, "export CODER_SESSION_TOKEN=%s\n", l.CoderToken())
 		fmt.Fprintf(out, "# Coder admin: %s / %s (template \"kubernetes\")\n", l.Coder().AdminEmail, l.Coder().AdminPassword)
 	}
+	if ns := l.KubernetesNamespace(); ns != "" {
+		fmt.Fprintf(out, "export CDELOAD_K8S_NAMESPACE=%s\n", ns)
+	}
 	fmt.Fprintf(out, "# workspace host key: %s\n", c.HostKeyLine())
 	for _, ws := range l.Workspaces.List() {
 		fmt.Fprintf(out, "# workspace %s %s\n", ws.Name(), ws.SSHAddr())

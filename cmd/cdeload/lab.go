@@ -43,6 +43,7 @@ func labCommandContext(ctx context.Context, args []string, stdout, stderr io.Wri
 	apiErrRate := fs.Float64("api-error-rate", 0, "Coder: probability (0-1) that an API request fails with 500")
 	rateLimit := fs.Int("rate-limit", 0, "Coder: API requests per second allowed per user and endpoint, beyond that 429 (0 = unlimited)")
 	seed := fs.Uint64("seed", 0, "Coder: seed of the fault generator (same seed, same faults)")
+	kubeConfig := labKubeFlags(fs) // lab_kube.go
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
 			return 0
@@ -77,6 +78,11 @@ func labCommandContext(ctx context.Context, args []string, stdout, stderr io.Wri
 		}}}
 	if *verbose {
 		cfg.Logf = log.New(stderr, "", log.LstdFlags).Printf
+	}
+	var err error
+	if cfg.Kubernetes, err = kubeConfig(); err != nil {
+		fmt.Fprintf(stderr, "cdeload lab: %v\n", err)
+		return 2
 	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()

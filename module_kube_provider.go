@@ -1,0 +1,228 @@
+package cdeload
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync"
+
+	"github.com/grafana/sobek"
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/cdeload/cdeload/workspace"
+	"github.com/cdeload/cdeload/workspace/kube"
+)
+
+// kubeProviderObj is the Go side of a JS Kubernetes object: plain
+// Kubernetes workspaces, one Pod each, through the process's shared
+// informer of the namespace.
+type kubeProviderObj struct {
+	mi       *instance
+	opts     kubeOptions
+	template *corev1.Pod
+	sshUser  string
+	labURL   string // CDELOAD_LAB_URL when the object was made
+	obs      *coderObserver
+
+	mu   sync.Mutex
+	prov *kube.Provider
+	sw   *sharedWatcher
+}
+
+// newKubernetes implements `new Kubernetes(options)`; it does not touch
+// the network.
+func (mi *instance) newKubernetes(call sobek.ConstructorCall) *sobek.Object {
+	const op = "new Kubernetes"
+	k := &kubeProviderObj{mi: mi, obs: &coderObserver{}}
+	f := kubeFields(&k.opts)
+	delete(f, "selector") // the provider selects its run's pods itself
+	var image string
+	f["image"] = func(v sobek.Value) (err error) { image, err = asNonEmpty(v); return err }
+	f["podTemplate"] = func(v sobek.Value) error {
+		var src []byte
+		if s, ok := v.Export().(string); ok {
+			src = []byte(s)
+		} else {
+			b, err := json.Marshal(v.Export())
+			if err != nil {
+				return fmt.Errorf("want a Pod as YAML/JSON text or an object: %w", err)
+			}
+			src = b
+		}
+		p, err := kube.ParsePodTemplate(src)
+		k.template = p
+		return err
+	}
+	f["sshUser"] = func(v sobek.Value) (err error) { k.sshUser, err = asNonEmpty(v); return err }
+	mi.parseOptions(op, call.Argument(0), true, f)
+	if k.opts.namespace == "" {
+		mi.throw(fmt.Errorf("%s: option namespace is required", op))
+	}
+	switch {
+	case k.template != nil && image != "":
+		mi.throw(fmt.Errorf("%s: set podTemplate or image, not both", op))
+	case k.template == nil && image == "":
+		mi.throw(fmt.Errorf("%s: set podTemplate (a Pod as YAML/JSON) or image", op))
+	case image != "":
+		k.template = kube.ImagePod(image)
+	}
+	k.labURL = mi.getenv(envLabURL)
+	o := call.This
+	method(o, "createWorkspace", k.jsCreate)
+	method(o, "cleanup", k.jsCleanup)
+	return nil
+}
+
+// provider returns the object's provider, starting the shared informer on
+// first use.
+func (k *kubeProviderObj) provider(ctx context.Context) (*kube.Provider, *sharedWatcher, error) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.prov != nil {
+		return k.prov, k.sw, nil
+	}
+	sw, err := k.mi.root.kubeWatcher(ctx, k.opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	p, err := kube.NewProvider(kube.ProviderConfig{Client: sw.core, Pods: sw.w, Namer: sw.namer, Template: k.template, Observer: k.obs})
+	if err != nil {
+		return nil, nil, err
+	}
+	sw.useProvider(p)
+	k.prov, k.sw = p, sw
+	return p, sw, nil
+}
+
+func (k *kubeProviderObj) jsCreate(call sobek.FunctionCall) sobek.Value {
+	mi := k.mi
+	op := "kubernetes.createWorkspace"
+	mi.mustVU(op)
+	var req workspace.CreateRequest
+	timeout := defaultCreateTimeout
+	mi.parseOptions(op, call.Argument(0), false, fields{
+		"name":    func(v sobek.Value) (err error) { req.Name, err = asNonEmpty(v); return err },
+		"timeout": func(v sobek.Value) (err error) { timeout, err = asDuration(v); return err },
+	})
+	e := mi.emitter(mi.vu.Context(), nil)
+	k.obs.cur.Store(e)
+	return mi.async(op, func(ctx context.Context) (toJS, error) {
+		p, sw, err := k.provider(ctx)
+		if err != nil {
+			return nil, err
+		}
+		end := sw.begin(e)
+		defer end()
+		ctx, cancel := context.WithTimeout(ctx, timeout)
+		defer cancel()
+		ws, err := p.Create(ctx, req)
+		if err != nil {
+			return nil, err
+		}
+		pod := kube.ByName(ws.Name)
+		sw.track(pod)
+		reason := func() string { r, _ := sw.podReason(pod); return r }
+		k.obs.reason.Store(&reason)
+		defer k.obs.reason.Store(nil)
+		ws, err = p.WaitReady(ctx, ws)
+		st, _ := p.PodPhases(ws)
+		emitPodPhases(e.withMeta(map[string]string{"workspace": ws.Name}), st)
+		if err != nil {
+			return nil, fmt.Errorf("workspace %s: %w", ws.Name, err)
+		}
+		mi.root.rememberWorkspace(ws.Address, ws.Name)
+		if k.labURL != "" {
+			// `cdeload lab --kubernetes` runs each pod as one of its
+			// workspaces: its tailnet and SSH credentials apply.
+			if l, err := mi.root.lab(ctx, k.labURL); err == nil {
+				mi.root.rememberCoderWorkspace(ws.Address, ws.Name, l)
+			}
+		}
+		w := &kubeWorkspace{k: k, ws: ws, phases: st}
+		return func(rt *sobek.Runtime) sobek.Value { return w.object() }, nil
+	})
+}
+
+func (k *kubeProviderObj) jsCleanup(sobek.FunctionCall) sobek.Value {
+	mi := k.mi
+	const op = "kubernetes.cleanup()"
+	mi.mustVU(op)
+	k.obs.cur.Store(mi.emitter(mi.vu.Context(), nil))
+	return mi.async(op, func(ctx context.Context) (toJS, error) {
+		p, _, err := k.provider(ctx)
+		if err != nil {
+			return nil, err
+		}
+		ctx, cancel := context.WithTimeout(ctx, defaultCleanupTimeout)
+		defer cancel()
+		return undefinedJS, p.Cleanup(ctx)
+	})
+}
+
+// kubeWorkspace is the Go side of a JS Kubernetes workspace.
+type kubeWorkspace struct {
+	k      *kubeProviderObj
+	ws     workspace.Workspace
+	phases kube.PodPhases
+}
+
+func (w *kubeWorkspace) object() *sobek.Object {
+	o := w.k.mi.vu.Runtime().NewObject()
+	set(o, "name", w.ws.Name)
+	set(o, "id", w.ws.ID)
+	set(o, "address", w.ws.Address)
+	set(o, "sshUser", w.k.sshUser)
+	t := w.k.mi.vu.Runtime().NewObject()
+	set(t, "readyMs", ms(w.ws.Timings.Ready))
+	set(t, "podScheduleMs", ms(w.phases.ScheduleDuration()))
+	set(t, "podStartMs", ms(w.phases.StartDuration()))
+	set(o, "timings", t)
+	method(o, "delete", w.jsDelete)
+	return o
+}
+
+func (w *kubeWorkspace) jsDelete(call sobek.FunctionCall) sobek.Value {
+	mi := w.k.mi
+	op := "workspace.delete() of " + w.ws.Name
+	mi.mustVU(op)
+	timeout := defaultCreateTimeout
+	mi.parseOptions(op, call.Argument(0), false, fields{
+		"timeout": func(v sobek.Value) (err error) { timeout, err = asDuration(v); return err },
+	})
+	w.k.obs.cur.Store(mi.emitter(mi.vu.Context(), nil))
+	return mi.async(op, func(ctx context.Context) (toJS, error) {
+		p, _, err := w.k.provider(ctx)
+		if err != nil {
+			return nil, err
+		}
+		ctx, cancel := context.WithTimeout(ctx, timeout)
+		defer cancel()
+		return undefinedJS, p.Delete(ctx, w.ws)
+	})
+}
+
+// useProvider remembers a provider of this run so that closing the module
+// removes the pods a script left behind (an abort, no cleanup()).
+func (sw *sharedWatcher) useProvider(p *kube.Provider) {
+	sw.mu.Lock()
+	defer sw.mu.Unlock()
+	if sw.prov == nil {
+		sw.prov = p
+	}
+}
+
+// cleanupOnClose deletes the run's pods still there.
+func (sw *sharedWatcher) cleanupOnClose() error {
+	sw.mu.Lock()
+	p := sw.prov
+	sw.mu.Unlock()
+	if p == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), closeCleanupTimeout)
+	defer cancel()
+	if err := p.Cleanup(ctx); err != nil {
+		return fmt.Errorf("cdeload: clean up the Kubernetes workspaces of run %s in %s: %w", p.RunID(), p.Namespace(), err)
+	}
+	return nil
+}
