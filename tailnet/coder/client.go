@@ -376,4 +376,3 @@ func parseUUID(s string) ([16]byte, error) {
 	}
 	return u, nil
 }
-

@@ -201,4 +201,3 @@ func selfSignedCert() (tls.Certificate, error) {
 	}
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: k}, nil
 }
-
