@@ -42,6 +42,8 @@ type RootModule struct {
 	// coderAddrs are the addresses of Coder workspaces created by this
 	// process: a lab's (reachable over its tailnet) or a real Coder's.
 	coderAddrs map[string]coderAddr
+	// coderNets are the Coder-mode tailnet nodes, one per deployment.
+	coderNets map[string]*coderNet
 }
 
 // New returns the root module. The engine calls New once per process
@@ -59,6 +61,7 @@ func New() *RootModule {
 		coders:   map[string][]*coderObj{},
 
 		coderAddrs: map[string]coderAddr{},
+		coderNets:  map[string]*coderNet{},
 	}
 }
 

@@ -69,6 +69,11 @@ func (a *apiClient) connectionInfo(ctx context.Context, agentID string) (*connec
 		return nil, fmt.Errorf("coder tailnet: connection info of agent %s: %w", agentID, err)
 	}
 	defer res.Body.Close()
+	if res.StatusCode == http.StatusNotFound {
+		return nil, fmt.Errorf("coder tailnet: %s does not serve the tailnet connection info of agent %s (%s): "+
+			"not a Coder deployment with a tailnet, or no such agent; Coder's web terminal (ws.terminal()) needs no tailnet",
+			a.base.Redacted(), agentID, readError(res))
+	}
 	if res.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("coder tailnet: connection info of agent %s: %s", agentID, readError(res))
 	}
