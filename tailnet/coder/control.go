@@ -194,7 +194,10 @@ func (c *control) build(nk key.NodePublic) *tailcfg.MapResponse {
 	self.Online = new(true)
 	self.Name = "cdeload." + c.domain + "."
 	self.Capabilities = nil
-	self.CapMap = tailcfg.NodeCapMap{tailcfg.NodeAttrDisableUPnP: nil}
+	// only-tcp-443: no UDP netcheck (the DERP map has no STUN, and
+	// waiting for STUN answers would delay the home DERP by 3 s); DERP
+	// latency is measured over the relay's HTTPS (through its proxy).
+	self.CapMap = tailcfg.NodeCapMap{tailcfg.NodeAttrDisableUPnP: nil, tailcfg.NodeAttrOnlyTCP443: nil}
 	t := time.Now()
 	res := &tailcfg.MapResponse{
 		Node:            self,

@@ -85,8 +85,10 @@ func TestCoderTailnetInNamespace(t *testing.T) {
 		for _, ws := range wss {
 			wg.Go(func() {
 				res, path := echo(ctx, t, c, ws, 3*time.Second)
-				if res.Errors != 0 || res.TicksMissed != 0 || res.FramesSent == 0 || res.FramesReceived != res.FramesSent || res.RTT.Count != res.FramesSent {
-					t.Errorf("workspace %s: echo result %+v: want every frame back, no error, no missed tick", ws.name, res)
+				// Missed ticks are logged, not asserted: they measure the
+				// sender's scheduling (a starved CPU), not the path.
+				if res.Errors != 0 || res.FramesSent == 0 || res.FramesReceived != res.FramesSent || res.RTT.Count != res.FramesSent {
+					t.Errorf("workspace %s: echo result %+v: want every frame back with its RTT and no error", ws.name, res)
 				}
 				if path != tailnet.PathDERP {
 					t.Errorf("workspace %s: path %q, want %q (coderpeer blocks direct connections)", ws.name, path, tailnet.PathDERP)
@@ -210,9 +212,9 @@ func echo(ctx context.Context, t *testing.T, c *coder.Client, ws *workspace, d t
 	if err != nil {
 		t.Errorf("workspace %s: path: %v", ws.name, err)
 	}
-	t.Logf("workspace %s: dial %v (path %s at dial), ssh connect %v, warm-up %v, frames %d/%d, RTT p50 %v p95 %v max %v, path %s",
+	t.Logf("workspace %s: dial %v (path %s at dial), ssh connect %v, warm-up %v, frames %d/%d, ticks missed %d, RTT p50 %v p95 %v max %v, path %s",
 		ws.name, di.Duration.Round(time.Millisecond), di.Path, sc.Info().Duration.Round(time.Millisecond), res.Warmup.Round(time.Millisecond),
-		res.FramesReceived, res.FramesSent, res.RTT.P50, res.RTT.P95, res.RTT.Max, path)
+		res.FramesReceived, res.FramesSent, res.TicksMissed, res.RTT.P50, res.RTT.P95, res.RTT.Max, path)
 	return res, path
 }
 
