@@ -3,7 +3,6 @@ package coder
 import (
 	"errors"
 	"fmt"
-	"math"
 	"time"
 
 	"google.golang.org/protobuf/encoding/protowire"
@@ -281,39 +280,6 @@ func (n *protoDERPNode) unmarshal(b []byte) error {
 			n.InsecureForTests = v != 0
 		case num == 11 && typ == protowire.VarintType:
 			n.ForceHTTP = v != 0
-		}
-		return nil
-	})
-}
-
-// resumeTokenResponse is RefreshResumeTokenResponse.
-type resumeTokenResponse struct {
-	Token     string        // 1
-	RefreshIn time.Duration // 2 (google.protobuf.Duration)
-}
-
-func (r *resumeTokenResponse) unmarshal(b []byte) error {
-	return eachField(b, func(num protowire.Number, typ protowire.Type, _ uint64, raw []byte) error {
-		switch {
-		case num == 1 && typ == protowire.BytesType:
-			r.Token = string(raw)
-		case num == 2 && typ == protowire.BytesType:
-			var secs, nanos int64
-			err := eachField(raw, func(num protowire.Number, typ protowire.Type, v uint64, _ []byte) error {
-				if typ == protowire.VarintType && num == 1 {
-					secs = int64(v)
-				} else if typ == protowire.VarintType && num == 2 {
-					nanos = int64(int32(v))
-				}
-				return nil
-			})
-			if err != nil {
-				return err
-			}
-			if secs > math.MaxInt64/int64(time.Second) {
-				secs = math.MaxInt64 / int64(time.Second)
-			}
-			r.RefreshIn = time.Duration(secs)*time.Second + time.Duration(nanos)
 		}
 		return nil
 	})

@@ -2,10 +2,8 @@ package coder
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/url"
 
@@ -17,14 +15,14 @@ import (
 
 // RPC names of Coder's tailnet service (package coder.tailnet.v2).
 const (
-	rpcCoordinate         = "/coder.tailnet.v2.Tailnet/Coordinate"
-	rpcStreamDERPMaps     = "/coder.tailnet.v2.Tailnet/StreamDERPMaps"
-	rpcRefreshResumeToken = "/coder.tailnet.v2.Tailnet/RefreshResumeToken"
+	rpcCoordinate     = "/coder.tailnet.v2.Tailnet/Coordinate"
+	rpcStreamDERPMaps = "/coder.tailnet.v2.Tailnet/StreamDERPMaps"
 )
 
 // apiVersion is the tailnet API version asked for: 2.0 has Coordinate and
-// StreamDERPMaps, which is all a single-agent client needs; coderd answers
-// RefreshResumeToken from 2.3 on but accepts the call on a 2.0 session.
+// StreamDERPMaps, which is all a single-agent client needs (resume tokens,
+// 2.3, are not used: a dropped coordination ends the agent's connections
+// and the next dial coordinates afresh).
 const apiVersion = "2.0"
 
 // rawMessage is a protobuf message already encoded (requests) or to be
@@ -109,29 +107,8 @@ func (s *session) stream(ctx context.Context, rpc string) (drpc.Stream, func(), 
 	return st, func() { st.Close(); conn.Close() }, nil
 }
 
-// invoke makes a unary call.
-func (s *session) invoke(ctx context.Context, rpc string, in []byte) ([]byte, error) {
-	ys, err := s.mux.OpenStream()
-	if err != nil {
-		return nil, fmt.Errorf("coder tailnet: open yamux stream for %s: %w", rpc, err)
-	}
-	conn := drpcconn.New(ys)
-	defer conn.Close()
-	var out rawMessage
-	if err := conn.Invoke(ctx, rpc, rawEncoding{}, &rawMessage{b: in}, &out); err != nil {
-		return nil, fmt.Errorf("coder tailnet: %s: %w", rpc, err)
-	}
-	return out.b, nil
-}
-
 // close ends the session.
 func (s *session) close() {
 	s.mux.Close()
 	s.ws.Close(websocket.StatusNormalClosure, "")
-}
-
-// isClosed reports whether err means the session ended.
-func isClosed(err error) bool {
-	return errors.Is(err, io.EOF) || errors.Is(err, net.ErrClosed) || errors.Is(err, yamux.ErrSessionShutdown) ||
-		errors.Is(err, context.Canceled)
 }
