@@ -70,9 +70,8 @@ func (c *Client) agentFor(ctx context.Context, agentID string) (*agent, error) {
 	}
 	c.agents[agentID] = a
 	first := len(c.agents) == 1
-	self := c.self
 	c.mu.Unlock()
-	if err := a.start(ctx, self, first); err != nil {
+	if err := a.start(ctx, first); err != nil {
 		a.stop(err)
 		return nil, err
 	}
@@ -95,7 +94,7 @@ func agentNodeID(u [16]byte, avoid int64) tailcfg.NodeID {
 // start opens the coordination session, sends the tunnel and the node's
 // state, and starts reading updates. first also streams DERP map updates
 // on this session.
-func (a *agent) start(ctx context.Context, self selfState, first bool) error {
+func (a *agent) start(ctx context.Context, first bool) error {
 	sess, err := dialSession(ctx, a.c.api, a.id)
 	if err != nil {
 		return err
@@ -113,6 +112,11 @@ func (a *agent) start(ctx context.Context, self selfState, first bool) error {
 	a.mu.Lock()
 	a.endRPC = end
 	a.mu.Unlock()
+	// Read the node's state only now that the stream is set: a change
+	// from here on is sent by selfChanged, one before is read here.
+	a.c.mu.Lock()
+	self := a.c.self
+	a.c.mu.Unlock()
 	if !self.Key.IsZero() {
 		if err := a.send(&coordinateRequest{UpdateSelf: a.c.selfNode(self)}); err != nil {
 			return err
