@@ -139,16 +139,29 @@ export interface SSHConnectOptions {
   /**
    * The tailnet to dial through. Default: a shared Tailnet with default
    * options, made for the VU on first use.
+   *
+   * A workspace of a real Coder deployment (its `address` from
+   * `coder.createWorkspace`) is always reached over that deployment's own
+   * tailnet, whatever this option says: the process keeps one Coder-mode
+   * node per deployment (URL and token of the `Coder` object), shared by
+   * every VU and workspace. It fetches the DERP map from coderd,
+   * coordinates with each agent over coderd's coordination websocket and
+   * relays WireGuard through coderd's DERP relay (or directly, where the
+   * deployment allows it); it emits `tailnet_up_duration` once, and
+   * `tailnet_dial_duration{path}` per connection.
    */
   tailnet?: Tailnet;
   /** Tailnet IP or workspace name (required). */
   host: string;
-  /** Default 22. */
+  /** Default 22; 1 (the agent's SSH server) for a real Coder workspace. */
   port?: number;
   /**
    * Remote user. Required unless the tailnet is a lab's (embedded or
    * `CDELOAD_LAB_URL`): then the lab's user (`coder`), key and host key are
-   * the defaults.
+   * the defaults. For a real Coder workspace it defaults to `coder`, and
+   * no key, password or host key policy is needed: the agent's SSH server
+   * accepts every client of the tailnet (the tailnet is the
+   * authentication).
    */
   user?: string;
   /** Unencrypted private key, PEM or OpenSSH format (e.g. from `open()`). */
@@ -258,9 +271,9 @@ export interface SSHSession {
 export const ssh: {
   /**
    * Dials over the tailnet and opens an SSH session; emits
-   * `ssh_connect_duration`. Rejects at once for the address of a workspace
-   * of a real Coder deployment: cdeload cannot join a Coder deployment's
-   * tailnet yet, use `ws.terminal()` there (see {@link Workspace.sshSupported}).
+   * `ssh_connect_duration`. For a workspace of a real Coder deployment it
+   * joins that deployment's tailnet (see {@link SSHConnectOptions.tailnet});
+   * an echo stream to it that fails names the workspace in `error`.
    */
   connect(options: SSHConnectOptions): Promise<SSHSession>;
 };
@@ -425,8 +438,9 @@ export interface Workspace {
   readonly address: string;
   readonly agentId: string;
   /**
-   * Whether `ssh.connect` can reach this workspace: true for lab
-   * workspaces, false on a real Coder deployment (use `terminal()`).
+   * Whether `ssh.connect` can reach this workspace: true when it has an
+   * agent (over the lab's tailnet for a lab workspace, over the Coder
+   * deployment's own tailnet otherwise).
    */
   readonly sshSupported: boolean;
   /** Phase durations of the create. */

@@ -103,14 +103,10 @@ func probeLab(ctx context.Context, base string) bool {
 	return inf.ControlURL != "" && inf.CoderURL != ""
 }
 
-// errCoderSSH explains why SSH to a real Coder workspace is refused.
-const errCoderSSH = "SSH over Coder's tailnet is not supported yet: cdeload cannot join a Coder " +
-	"deployment's tailnet (its coordination protocol differs from Tailscale's), so the agent's address is " +
-	"not reachable; use ws.terminal() (Coder's web terminal) for echo traffic instead"
-
 // rememberCoderWorkspace records where a Coder workspace's address can be
-// reached: over its lab's tailnet (l not nil), or not at all (a real Coder).
-func (r *RootModule) rememberCoderWorkspace(address, name string, l labTarget) {
+// reached: over its lab's tailnet (dep.lab not nil), or over the
+// deployment's own tailnet through its agent (a real Coder).
+func (r *RootModule) rememberCoderWorkspace(address, name, agentID string, dep coderTarget) {
 	if address == "" {
 		return
 	}
@@ -118,26 +114,24 @@ func (r *RootModule) rememberCoderWorkspace(address, name string, l labTarget) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.coderAddrs != nil {
-		r.coderAddrs[address] = coderAddr{name: name, lab: l}
+		r.coderAddrs[address] = coderAddr{name: name, lab: dep.lab, agentID: agentID, dep: dep}
 	}
 }
 
 // coderAddr is a Coder workspace address this process has seen.
 type coderAddr struct {
-	name string
-	lab  labTarget // nil: a real Coder workspace, not reachable
+	name    string
+	lab     labTarget // nil: a real Coder workspace, reached over Coder's tailnet
+	agentID string
+	dep     coderTarget
 }
 
-// refuseCoderSSH fails for the address of a workspace of a real Coder
-// deployment (see errCoderSSH).
-func (r *RootModule) refuseCoderSSH(host string) error {
+// coderAddrOf returns what is known of a Coder workspace address.
+func (r *RootModule) coderAddrOf(host string) (coderAddr, bool) {
 	r.mu.Lock()
+	defer r.mu.Unlock()
 	a, ok := r.coderAddrs[host]
-	r.mu.Unlock()
-	if ok && a.lab == nil {
-		return fmt.Errorf("workspace %s (%s) is a Coder workspace: %s", a.name, host, errCoderSSH)
-	}
-	return nil
+	return a, ok
 }
 
 // labForHost completes src for a connection to host: when host is a
@@ -416,8 +410,8 @@ func (c *coderObj) jsCreate(call sobek.FunctionCall) sobek.Value {
 			return nil, fmt.Errorf("workspace %s: %w", ws.Name, err)
 		}
 		dep := c.deployment()
-		mi.root.rememberCoderWorkspace(ws.Address, ws.Name, dep.lab)
-		w := &coderWorkspace{c: c, ws: ws, ssh: dep.lab != nil}
+		mi.root.rememberCoderWorkspace(ws.Address, ws.Name, ws.AgentID(), dep)
+		w := &coderWorkspace{c: c, ws: ws, ssh: ws.AgentID() != ""}
 		return func(rt *sobek.Runtime) sobek.Value { return w.object() }, nil
 	})
 }
@@ -529,7 +523,7 @@ func (w *coderWorkspace) lifecycle(o *sobek.Object, which string) func(sobek.Fun
 				if nws, err = p.Start(ctx, ws); err != nil {
 					return nil, err
 				}
-				w.c.mi.root.rememberCoderWorkspace(nws.Address, nws.Name, w.c.deployment().lab)
+				w.c.mi.root.rememberCoderWorkspace(nws.Address, nws.Name, nws.AgentID(), w.c.deployment())
 			}
 			w.mu.Lock()
 			w.ws = nws

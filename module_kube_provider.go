@@ -135,7 +135,7 @@ func (k *kubeProviderObj) jsCreate(call sobek.FunctionCall) sobek.Value {
 			// `cdeload lab --kubernetes` runs each pod as one of its
 			// workspaces: its tailnet and SSH credentials apply.
 			if l, err := mi.root.lab(ctx, k.labURL); err == nil {
-				mi.root.rememberCoderWorkspace(ws.Address, ws.Name, l)
+				mi.root.rememberCoderWorkspace(ws.Address, ws.Name, "", coderTarget{lab: l})
 			}
 		}
 		w := &kubeWorkspace{k: k, ws: ws, phases: st}

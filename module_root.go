@@ -43,6 +43,8 @@ type RootModule struct {
 	// process: a lab's (reachable over its tailnet) or a real Coder's.
 	coderAddrs map[string]coderAddr
 	kube       kubeWatchers // shared pod informers (module_kube.go)
+	// coderNets are the Coder-mode tailnet nodes, one per deployment.
+	coderNets map[string]*coderNet
 }
 
 // New returns the root module. The engine calls New once per process
@@ -60,6 +62,7 @@ func New() *RootModule {
 		coders:   map[string][]*coderObj{},
 
 		coderAddrs: map[string]coderAddr{},
+		coderNets:  map[string]*coderNet{},
 	}
 }
 

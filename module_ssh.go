@@ -14,6 +14,7 @@ import (
 
 	"github.com/cdeload/cdeload/engine/metrics"
 	"github.com/cdeload/cdeload/sshtraffic"
+	"github.com/cdeload/cdeload/tailnet"
 )
 
 // sshOpts are the parsed options of ssh.connect.
@@ -21,7 +22,9 @@ type sshOpts struct {
 	net  *tailnetObj
 	host string
 	port int64
-	cfg  sshtraffic.ClientConfig
+	// portSet is set when the script chose the port.
+	portSet bool
+	cfg     sshtraffic.ClientConfig
 	// policy is set when the script chose a host key policy itself.
 	policy  bool
 	timeout time.Duration
@@ -42,7 +45,7 @@ func (mi *instance) sshConnect(call sobek.FunctionCall) sobek.Value {
 			return nil
 		},
 		"host": func(v sobek.Value) (err error) { o.host, err = asNonEmpty(v); return err },
-		"port": func(v sobek.Value) (err error) { o.port, err = asInt(v, 1, 65535); return err },
+		"port": func(v sobek.Value) (err error) { o.port, err = asInt(v, 1, 65535); o.portSet = true; return err },
 		"user": func(v sobek.Value) (err error) { o.cfg.User, err = asNonEmpty(v); return err },
 		"privateKey": func(v sobek.Value) error {
 			s, err := asNonEmpty(v)
@@ -116,8 +119,8 @@ func (mi *instance) sshConnect(call sobek.FunctionCall) sobek.Value {
 
 // connect dials over the tailnet and runs the SSH handshake.
 func (mi *instance) connect(ctx context.Context, e *emitter, o sshOpts) (*sshSession, error) {
-	if err := mi.root.refuseCoderSSH(o.host); err != nil {
-		return nil, err
+	if a, ok := mi.root.coderHost(o.host); ok {
+		return mi.connectCoder(ctx, e, o, a) // the workspace's own deployment tailnet
 	}
 	r, err := o.net.upAndReport(ctx, e)
 	if err != nil {
@@ -161,6 +164,12 @@ func (mi *instance) connect(ctx context.Context, e *emitter, o sshOpts) (*sshSes
 	if err != nil {
 		return nil, dialError(err, o.timeout)
 	}
+	return mi.finishConnect(cctx, e, o, cfg, conn, dinfo, start)
+}
+
+// finishConnect runs the SSH handshake on a dialled connection and tracks
+// the session.
+func (mi *instance) finishConnect(cctx context.Context, e *emitter, o sshOpts, cfg sshtraffic.ClientConfig, conn net.Conn, dinfo tailnet.DialInfo, start time.Time) (*sshSession, error) {
 	e.emit(func(s *metricSet) *metrics.Metric { return s.tailnetDial }, metrics.D(dinfo.Duration), "path", string(dinfo.Path))
 	cc := newConnCounter(conn)
 	client, err := sshtraffic.Connect(cctx, cc, cfg)
@@ -303,6 +312,9 @@ func (s *sshSession) jsEcho(call sobek.FunctionCall) sobek.Value {
 		rec := e.startStream("ssh", s.conn)
 		res, err := s.client.Echo(ctx, cfg, rec)
 		rec.finish()
+		if err != nil && s.meta["workspace"] != "" {
+			err = fmt.Errorf("workspace %s (%s): %w", s.meta["workspace"], s.host, err)
+		}
 		return echoResult(res, err)
 	})
 }

@@ -9,12 +9,13 @@
 // and home_disk_size parameters), waits until it is ready, then sends a
 // 128-byte frame every 100 ms for 60 s and reads each one back:
 //
-// - against a lab (the embedded one, or a standalone `cdeload lab` whose
-//   exports are set), over SSH through the lab's tailnet, to `cat` in the
-//   workspace: traffic_rtt{transport:ssh};
-// - against a real Coder, through Coder's web terminal (ws.terminal()):
-//   traffic_rtt{transport:terminal}. SSH over Coder's tailnet is not
-//   supported yet; the script says so once.
+// - by default over SSH to `cat` in the workspace: traffic_rtt{transport:ssh}.
+//   Against a lab (the embedded one, or a standalone `cdeload lab` whose
+//   exports are set) through the lab's tailnet; against a real Coder through
+//   Coder's own tailnet (WireGuard via coderd's DERP relay, or direct), to the
+//   agent's SSH server, as `coder ssh` does;
+// - with -e TRANSPORT=terminal through Coder's web terminal (ws.terminal(),
+//   coderd relays to the agent): traffic_rtt{transport:terminal}.
 //
 // Every workspace is deleted at the end of its iteration, and teardown()
 // removes whatever is left (workspaces and scaletest users), also after a
@@ -22,9 +23,9 @@
 //
 // Knobs (-e NAME=value or the environment): WORKSPACES (VUs, one workspace
 // each; default 5), TRAFFIC_DURATION (default 60s), TEMPLATE (default
-// kubernetes), CPU, MEMORY, HOME_DISK_SIZE (defaults 2, 2, 1).
+// kubernetes), CPU, MEMORY, HOME_DISK_SIZE (defaults 2, 2, 1), TRANSPORT (ssh
+// or terminal; default ssh).
 import { check } from 'k6';
-import exec from 'k6/execution';
 import cde from 'k6/x/cdeload';
 
 const WORKSPACES = Number(__ENV.WORKSPACES || 5);
@@ -35,6 +36,10 @@ const PARAMETERS = {
   memory: __ENV.MEMORY || '2',
   home_disk_size: __ENV.HOME_DISK_SIZE || '1',
 };
+const TRANSPORT = __ENV.TRANSPORT || 'ssh';
+if (TRANSPORT !== 'ssh' && TRANSPORT !== 'terminal') {
+  throw new Error(`TRANSPORT=${TRANSPORT}: want ssh or terminal`);
+}
 const ECHO = { bytesPerTick: 128, tickInterval: '100ms', duration: TRAFFIC_DURATION };
 
 export const options = {
@@ -43,7 +48,7 @@ export const options = {
   },
   thresholds: {
     workspace_ready_duration: ['p(95)<120000'],
-    // One of the two has samples, depending on the target (see above).
+    // One of the two has samples, depending on TRANSPORT.
     'traffic_rtt{transport:ssh}': ['p(95)<100'],
     'traffic_rtt{transport:terminal}': ['p(95)<500'],
     checks: ['rate==1'],
@@ -65,7 +70,7 @@ export default async function () {
   const ws = await coder.createWorkspace({ template: TEMPLATE, parameters: PARAMETERS });
   try {
     check(ws, { 'workspace has an agent address': (w) => w.address !== '' && w.agentId !== '' });
-    const r = ws.sshSupported ? await sshEcho(ws) : await terminalEcho(ws);
+    const r = TRANSPORT === 'ssh' ? await sshEcho(ws) : await terminalEcho(ws);
     check(r, {
       'every frame came back': (x) => x.framesSent > 0 && x.framesReceived === x.framesSent,
       'no stream errors': (x) => x.errors === 0,
@@ -78,7 +83,9 @@ export default async function () {
   }
 }
 
-// SSH through the lab's tailnet; the lab's user, key and host key apply.
+// SSH over the workspace's tailnet: a lab's (its user, key and host key
+// apply), or the Coder deployment's own (the agent's SSH server needs no
+// credentials: the tailnet is the authentication).
 async function sshEcho(ws) {
   const session = await cde.ssh.connect({ tailnet: net, host: ws.address, user: 'coder' });
   try {
@@ -90,12 +97,6 @@ async function sshEcho(ws) {
 
 // Coder's web terminal (reconnecting PTY) running cat in a tty.
 async function terminalEcho(ws) {
-  if (exec.vu.idInTest === 1) {
-    console.warn(
-      'NOTICE: SSH over Coder\'s tailnet is not supported yet (cdeload cannot join a Coder deployment\'s tailnet); ' +
-        'echo traffic goes through the web terminal instead: see traffic_rtt{transport:terminal}.',
-    );
-  }
   const term = await ws.terminal();
   try {
     return await term.echo(ECHO);

@@ -33,6 +33,11 @@ type ClientConfig struct {
 	Signer ssh.Signer
 	// Password enables password authentication (tried after the key).
 	Password string
+	// NoClientAuth connects without any authentication method, for servers
+	// that accept every client: a Coder agent's SSH server on its tailnet,
+	// where the tailnet itself is the authentication. It excludes the
+	// other authentication fields.
+	NoClientAuth bool
 
 	// Exactly one host key policy must be set.
 
@@ -89,7 +94,10 @@ func (cfg *ClientConfig) validate() error {
 	if len(cfg.PrivateKeyPEM) > 0 && cfg.Signer != nil {
 		return errors.New("ssh client config: set privateKey or signer, not both")
 	}
-	if len(cfg.PrivateKeyPEM) == 0 && cfg.Signer == nil && cfg.Password == "" {
+	if cfg.NoClientAuth && (len(cfg.PrivateKeyPEM) > 0 || cfg.Signer != nil || cfg.Password != "") {
+		return errors.New("ssh client config: NoClientAuth excludes a private key, signer or password")
+	}
+	if !cfg.NoClientAuth && len(cfg.PrivateKeyPEM) == 0 && cfg.Signer == nil && cfg.Password == "" {
 		return errors.New("ssh client config: no authentication: set a private key or a password")
 	}
 	policies := 0

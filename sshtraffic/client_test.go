@@ -138,6 +138,7 @@ func TestConnectConfigErrors(t *testing.T) {
 		{"no user", func(c *ClientConfig) { c.User = "" }, "user is required"},
 		{"no auth", func(c *ClientConfig) { c.PrivateKeyPEM = nil }, "no authentication"},
 		{"bad key", func(c *ClientConfig) { c.PrivateKeyPEM = []byte("not a key") }, "parse private key"},
+		{"no auth with a key", func(c *ClientConfig) { c.NoClientAuth = true }, "NoClientAuth excludes"},
 	}
 	for _, tt := range tests {
 		cfg := base

@@ -41,7 +41,7 @@ func TestScaleExampleAgainstTheEmbeddedLab(t *testing.T) {
 	}
 }
 
-func TestScaleExampleAgainstARealCoderUsesTheTerminal(t *testing.T) {
+func TestScaleExampleWithTheTerminalAgainstACoderAPIWithoutTailnet(t *testing.T) {
 	t.Parallel()
 	// A Coder API with no lab behind it stands in for a real deployment.
 	sim, err := codersim.New(codersim.Config{})
@@ -50,12 +50,9 @@ func TestScaleExampleAgainstARealCoderUsesTheTerminal(t *testing.T) {
 	}
 	defer sim.Close()
 	env := []string{"CODER_URL=" + sim.URL, "CODER_SESSION_TOKEN=" + sim.AdminToken}
-	r := cdeload(t, env, "run", "-e", "WORKSPACES=2", "-e", "TRAFFIC_DURATION=1s", scaleScript)
+	r := cdeload(t, env, "run", "-e", "WORKSPACES=2", "-e", "TRAFFIC_DURATION=1s", "-e", "TRANSPORT=terminal", scaleScript)
 	if r.code != 0 {
 		t.Fatalf("want exit 0, got %s", r)
-	}
-	if !strings.Contains(r.stderr, "SSH over Coder's tailnet is not supported yet") {
-		t.Errorf("no notice about SSH in stderr:\n%s", r.stderr)
 	}
 	if !strings.Contains(r.stdout, "✓ every frame came back") || !strings.Contains(r.stdout, "{ transport:terminal }") {
 		t.Errorf("no terminal echo in the summary:\n%s", r.stdout)
@@ -66,12 +63,12 @@ func TestScaleExampleAgainstARealCoderUsesTheTerminal(t *testing.T) {
 		t.Fatalf("want exit 0, got %s", r)
 	}
 	ws, rej := r.msgs("WS "), r.msgs("SSH REJECTED ")
-	if len(ws) != 1 || !strings.Contains(ws[0], "sshSupported=false") {
-		t.Fatalf("workspace messages %q, want sshSupported=false\n%s", ws, r)
+	if len(ws) != 1 || !strings.Contains(ws[0], "sshSupported=true") {
+		t.Fatalf("workspace messages %q, want sshSupported=true\n%s", ws, r)
 	}
-	if len(rej) != 1 || !strings.Contains(rej[0], "SSH over Coder's tailnet is not supported yet") ||
+	if len(rej) != 1 || !strings.Contains(rej[0], "does not serve the tailnet connection info") ||
 		!strings.Contains(rej[0], "ws.terminal()") {
-		t.Fatalf("ssh.connect to a Coder workspace: %q, want a rejection pointing to ws.terminal()\n%s", rej, r)
+		t.Fatalf("ssh.connect to a workspace of a Coder API without a tailnet: %q, want a rejection pointing to ws.terminal()\n%s", rej, r)
 	}
 	left, err := coderClient(t, sim.URL, sim.AdminToken).Workspaces(context.Background(), "", 0, 100)
 	if err != nil || left.Count != 0 {

@@ -1,5 +1,5 @@
-// Against a real Coder (no lab behind CODER_URL): a workspace's agent
-// address is not reachable over SSH, and ssh.connect says why.
+// Against a Coder API that serves no tailnet (the simulator without a lab
+// behind it): ssh.connect to a workspace's address says why it fails.
 import cde from 'k6/x/cdeload';
 
 export const options = { scenarios: { s: { executor: 'per-vu-iterations', vus: 1, iterations: 1 } } };

@@ -1,0 +1,98 @@
+#!/usr/bin/env bash
+# SSH echo over Coder's tailnet, cdeload against Coder's own scale test, on a
+# real coderd (shared/coderpeer: coderd + PostgreSQL + echo provisioner + one
+# real `coder agent` per workspace; direct connections blocked, so every
+# packet goes through coderd's DERP relay). For each N, on a fresh peer:
+#
+#   A  coder exp scaletest create-workspaces (N, not measured), then
+#      coder exp scaletest workspace-traffic --ssh (measured), then cleanup
+#   B  cdeload run examples/scale.js with N VUs (each creates a workspace of
+#      the same template, SSH-echoes over Coder's tailnet, deletes it)
+#
+# Both send 128 B every 100 ms for DURATION seconds per workspace; both run
+# inside the peer's network namespace (coderpeer exec), as anything joining
+# Coder's tailnet must here. CPU seconds and peak RSS come from
+# /usr/bin/time -v of the measured process. B's figures include creating
+# and deleting its workspaces (a few REST calls each); A's create step is a
+# separate process and is left out. cdeload cannot target workspaces it did
+# not create yet, so B's workspaces are new ones of the same template, not
+# A's.
+#
+#   bash bench/vs-coder-ssh.sh            # N = 5
+#   NS="5 20" bash bench/vs-coder-ssh.sh  # N > 20 runs with CODERPEER_RATE_LIMITS=off
+#
+# Knobs (environment): NS (default "5"), DURATION (seconds, default 30),
+# CODERPEER (default ../shared/coderpeer/coderpeer), KEEP=1 keeps the work
+# directory. The machine is shared: read the ratios, not the absolute figures.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+NS="${NS:-5}"
+DURATION="${DURATION:-30}"
+CODERPEER="${CODERPEER:-$PWD/../shared/coderpeer/coderpeer}"
+[[ -x "$CODERPEER" ]] || { echo "coderpeer script not found: set CODERPEER" >&2; exit 2; }
+[[ -x /usr/bin/time ]] || { echo "/usr/bin/time is missing (apt-get install time)" >&2; exit 2; }
+for n in $NS; do [[ "$n" =~ ^[1-9][0-9]*$ ]] || { echo "NS: $n is not a positive integer" >&2; exit 2; }; done
+
+WORK="$(mktemp -d "${TMPDIR:-/tmp}/cdeload-vs-coder-ssh.XXXXXX")"
+PEER_DIR=""
+peer_down() {
+  [[ -n "$PEER_DIR" ]] || return 0
+  CODERPEER_DIR="$PEER_DIR" "$CODERPEER" down >/dev/null 2>&1 || true
+  PEER_DIR=""
+}
+cleanup() {
+  peer_down
+  [[ "${KEEP:-}" == 1 ]] && echo "work directory: $WORK" >&2 || rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+echo "building cdeload..." >&2
+go build -o "$WORK/cdeload" ./cmd/cdeload
+
+tv() { sed -n "s/^\s*$2: //p" "$WORK/$1.time"; }
+cpu() { echo "$(tv "$1" 'User time (seconds)') + $(tv "$1" 'System time (seconds)')" | bc; }
+rss() { tv "$1" 'Maximum resident set size (kbytes)'; }
+inns() { CODERPEER_DIR="$PEER_DIR" "$CODERPEER" exec "$@"; }
+
+printf '%-4s %-9s %10s %12s %12s %14s %s\n' N tool "cpu s" "cpu s/strm" "peak RSS MB" "RSS MB/strm" "result" > "$WORK/table"
+for N in $NS; do
+  echo "== N=$N: starting a fresh coderpeer..." >&2
+  extra=()
+  [[ "$N" -gt 20 ]] && extra=(CODERPEER_RATE_LIMITS=off)
+  env "${extra[@]}" CODERPEER_DIR= "$CODERPEER" up > "$WORK/peer-$N.env" 2> "$WORK/peer-$N.err" || { cat "$WORK/peer-$N.err" >&2; exit 1; }
+  eval "$(cat "$WORK/peer-$N.env")"
+  PEER_DIR="$CODERPEER_DIR"
+  C="$CODERPEER_CODER"
+  T="$CODERPEER_TEMPLATE"
+
+  echo "== N=$N: A: create-workspaces, workspace-traffic --ssh ${DURATION}s..." >&2
+  "$C" exp scaletest create-workspaces --count "$N" --concurrency "$N" --template "$T" \
+    --parameter cpu=2 --parameter memory=2 --parameter home_disk_size=1 --no-cleanup > "$WORK/a-create-$N.out" 2>&1
+  inns /usr/bin/time -v -o "$WORK/a-$N.time" "$C" exp scaletest workspace-traffic --ssh --template "$T" \
+    --concurrency 0 --timeout "${DURATION}s" --bytes-per-tick 128 --tick-interval 100ms \
+    --scaletest-prometheus-address 127.0.0.1:0 --scaletest-prometheus-wait 0s \
+    --output "json:$WORK/a-$N.json" > "$WORK/a-$N.out" 2>&1 || echo "workspace-traffic failed (see $WORK/a-$N.out)" >&2
+  a_res=$(jq -r '"pass \(.total_pass)/\(.total_runs)"' "$WORK/a-$N.json" 2>/dev/null || echo n/a)
+  "$C" exp scaletest cleanup --cleanup-concurrency "$N" > "$WORK/a-cleanup-$N.out" 2>&1 || echo "cleanup failed" >&2
+
+  echo "== N=$N: B: cdeload run examples/scale.js (SSH over Coder's tailnet)..." >&2
+  inns /usr/bin/time -v -o "$WORK/b-$N.time" "$WORK/cdeload" run -e "WORKSPACES=$N" -e "TRAFFIC_DURATION=${DURATION}s" \
+    -e "TEMPLATE=$T" examples/scale.js > "$WORK/b-$N.out" 2>&1 || echo "cdeload run failed (see $WORK/b-$N.out)" >&2
+  b_missed=$(sed -n 's/^ *traffic_ticks_missed\.*: \([0-9]*\).*/\1/p' "$WORK/b-$N.out")
+  b_errs=$(sed -n 's/^ *traffic_errors\.*: \([0-9]*\).*/\1/p' "$WORK/b-$N.out")
+  b_rtt=$(sed -n 's/^ *{ transport:ssh }\.*: \(.*\)/\1/p' "$WORK/b-$N.out" | awk '{print $3, $6}')
+  b_res="errors ${b_errs:-n/a}, missed ticks ${b_missed:-n/a}, rtt ${b_rtt:-n/a}"
+  peer_down
+
+  for side in a b; do
+    name=$side-$N; tool=coder; res=$a_res
+    [[ $side == b ]] && { tool=cdeload; res=$b_res; }
+    c=$(cpu "$name"); r=$(rss "$name")
+    printf '%-4s %-9s %10.2f %12.3f %12.1f %14.2f %s\n' "$N" "$tool" "$c" "$(echo "$c / $N" | bc -l)" \
+      "$(echo "$r / 1024" | bc -l)" "$(echo "$r / 1024 / $N" | bc -l)" "$res" >> "$WORK/table"
+  done
+  ac=$(cpu a-$N); bc_=$(cpu b-$N); ar=$(rss a-$N); br=$(rss b-$N)
+  printf '     ratio cdeload/coder: CPU %.2f×, peak RSS %.2f×\n' "$(echo "$bc_ / $ac" | bc -l)" "$(echo "$br / $ar" | bc -l)" >> "$WORK/table"
+done
+cat "$WORK/table"
