@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/spf13/pflag"
@@ -260,10 +261,12 @@ func executeRun(parent context.Context, rc *runContext) int {
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	defer signal.Stop(sigs)
+	var phase atomic.Int32 // the run.Status the run is in
+	var lingering atomic.Bool
 	go func() {
 		select {
 		case sig := <-sigs:
-			rc.log.Warn("stopping the test run; teardown runs now, send the signal again to stop immediately", "signal", sig.String())
+			rc.log.Warn(signalMessage(run.Status(phase.Load()), lingering.Load()), "signal", sig.String())
 			cancel(lib.Errorf(lib.ExitExternalAbort, "test run aborted by signal %s", sig))
 		case <-parent.Done():
 			return
@@ -304,6 +307,13 @@ func executeRun(parent context.Context, rc *runContext) int {
 	if rc.api != nil {
 		rc.api.install(&cfg)
 	}
+	prevStatus := cfg.Hooks.OnStatus
+	cfg.Hooks.OnStatus = func(st run.Status) {
+		phase.Store(int32(st))
+		if prevStatus != nil {
+			prevStatus(st)
+		}
+	}
 	res, err := run.Run(ctx, cfg)
 	prog.stop(!f.quiet)
 	// Modules' shared resources (the embedded lab, shared tailnet nodes)
@@ -312,6 +322,7 @@ func executeRun(parent context.Context, rc *runContext) int {
 		rc.log.Warn(cerr.Error())
 	}
 	if f.linger {
+		lingering.Store(true)
 		rc.log.Info("the test is done; lingering until interrupted (--linger)")
 		select {
 		case <-ctx.Done():
@@ -322,4 +333,20 @@ func executeRun(parent context.Context, rc *runContext) int {
 		rc.log.Error(err.Error())
 	}
 	return int(res.ExitCode)
+}
+
+// signalMessage is what the first SIGINT/SIGTERM logs, by the phase the
+// run is in: it says what happens next and never promises a teardown that
+// already ran.
+func signalMessage(phase run.Status, lingering bool) string {
+	switch {
+	case lingering:
+		return "the test is done; stopping the lingering process (--linger)"
+	case phase < run.StatusTeardown:
+		return "stopping the test run; teardown runs now, send the signal again to stop immediately"
+	case phase == run.StatusTeardown:
+		return "stopping the test run; teardown is running and finishes first, send the signal again to stop immediately"
+	default:
+		return "the test is done; writing the end-of-test summary, send the signal again to stop immediately"
+	}
 }

@@ -220,6 +220,12 @@ func (r *runState) run(parent context.Context) *Result {
 	if teardownDue {
 		r.teardown(parent, pmp.in)
 	}
+	if parent.Err() != nil && r.firstErr() == nil {
+		// A signal during teardown lets teardown finish (it cleans up)
+		// but the run was still aborted from outside: exit 105.
+		r.res.Aborted = true
+		r.fail(externalAbort(parent))
+	}
 	r.res.Duration = r.elapsed()
 	r.finish(parent, pmp, started)
 	return &r.res
