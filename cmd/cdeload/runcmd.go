@@ -68,22 +68,51 @@ func runCommand(ctx context.Context, s *stdio, args []string) int {
 }
 
 // parseFlags parses args; done is true when the command must return code.
+// --help prints the usage on stdout (exit 0), as k6 does; a bad flag or
+// value is logged as k6 words it ("unknown flag: --x", "invalid argument
+// ...") with a hint, and exits 255 (k6's code for any other error).
 func parseFlags(s *stdio, f *runFlags, args []string, use string) (int, bool) {
 	f.fs.SetOutput(s.errOut)
 	f.fs.Usage = func() {
-		fmt.Fprintf(s.errOut, "Usage: cdeload %s\n\nFlags:\n%s", use, f.fs.FlagUsages())
+		fmt.Fprintf(s.out, "Usage: %s %s\n\nFlags:\n%s", s.binaryName(), use, f.fs.FlagUsages())
 	}
 	if err := f.fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
 			return 0, true
 		}
-		return int(lib.ExitUnknown), true
+		return flagError(s, f.fs.Name(), err), true
 	}
 	if f.fs.NArg() != 1 {
-		fmt.Fprintf(s.errOut, "Usage: cdeload %s\n(exactly one script path is required, got %d arguments)\n", use, f.fs.NArg())
-		return int(lib.ExitUnknown), true
+		return flagError(s, f.fs.Name(), fmt.Errorf("accepts 1 arg(s) (the script), received %d", f.fs.NArg())), true
 	}
 	return 0, false
+}
+
+// flagError logs a command-line error of cmd with a pointer to its help
+// and returns k6's exit code for it (255).
+func flagError(s *stdio, cmd string, err error) int {
+	log := newLogger(s.errOut, false)
+	msg := err.Error()
+	if flag, ok := strings.CutPrefix(msg, "unknown flag: "); ok && k6OnlyFlags[strings.SplitN(flag, "=", 2)[0]] {
+		msg += " (a k6 flag that cdeload does not support)"
+	}
+	log.Error(msg)
+	if cmd != "" {
+		cmd += " "
+	}
+	fmt.Fprintf(s.errOut, "Run '%s %s--help' for usage.\n", s.binaryName(), cmd)
+	return int(lib.ExitUnknown)
+}
+
+// k6OnlyFlags are k6 flags that cdeload does not have; an error naming one
+// says so, rather than suggesting a typo.
+var k6OnlyFlags = map[string]bool{
+	"--http-debug": true, "--rps": true, "--batch": true, "--batch-per-host": true, "--user-agent": true,
+	"--insecure-skip-tls-verify": true, "--max-redirects": true, "--no-connection-reuse": true,
+	"--no-vu-connection-reuse": true, "--blacklist-ip": true, "--block-hostnames": true, "--dns": true,
+	"--local-ips": true, "--discard-response-bodies": true, "--new-machine-readable-summary": true,
+	"--traces-output": true, "--profiling-enabled": true, "--log-output": true, "--features": true,
+	"--secret-source": true, "--no-archive-upload": true, "--tls-version": true,
 }
 
 // fail logs err and returns its exit code.
