@@ -328,10 +328,17 @@ func executeRun(parent context.Context, rc *runContext) int {
 			return r, nil
 		},
 	}
-	prog := newProgress(s.errOut, !f.quiet && isTerminal(s.errOut))
+	prog := newProgress(s, f.quiet)
 	cfg.Hooks.OnExecution = prog.attach
 	if err := attachResults(rc, &cfg); err != nil {
 		return fail(rc.log, err)
+	}
+	// The final progress frame comes before the summary: drawn after it,
+	// a live frame's cursor-up would overwrite the summary's last lines.
+	finish := cfg.Hooks.Finish
+	cfg.Hooks.Finish = func(ctx context.Context, res *run.Result) bool {
+		prog.stop()
+		return finish(ctx, res)
 	}
 	if rc.api != nil {
 		rc.api.install(&cfg)
@@ -344,7 +351,7 @@ func executeRun(parent context.Context, rc *runContext) int {
 		}
 	}
 	res, err := run.Run(ctx, cfg)
-	prog.stop(!f.quiet)
+	prog.stop()
 	// Modules' shared resources (the embedded lab, shared tailnet nodes)
 	// outlive VUs; release them once teardown and the summary are done.
 	if cerr := modules.CloseAll(); cerr != nil {

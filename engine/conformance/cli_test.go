@@ -1,11 +1,16 @@
 package conformance
 
 import (
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/creack/pty"
 )
 
 func TestBadFlagsSayWhatIsWrongAndExit255(t *testing.T) {
@@ -65,5 +70,73 @@ func TestHelpGoesToStdoutWithTheInvokedName(t *testing.T) {
 		if !strings.HasPrefix(string(out), "Usage: k6 "+cmd+" ") || !strings.Contains(string(out), "--vus") || stderr.Len() != 0 {
 			t.Fatalf("%s --help: want the usage of k6 %s on stdout only, got stdout %q stderr %q", cmd, cmd, out, stderr.String())
 		}
+	}
+}
+
+func TestProgressOnATerminalEndsBeforeTheSummary(t *testing.T) {
+	t.Parallel()
+	cmd := exec.Command(binary, "run", "--vus", "1", "--duration", "1s", "-e", "CASE=signal", "control.js")
+	cmd.Dir = "testdata"
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir(), "TERM=xterm"}
+	tty, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: 50, Cols: 160})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tty.Close()
+	var out strings.Builder
+	copied := make(chan struct{})
+	go func() {
+		defer close(copied)
+		_, _ = io.Copy(&out, tty) // ends with EIO once the process exits
+	}()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("run on a terminal: %v\n%s", err, out.String())
+		}
+	case <-time.After(60 * time.Second):
+		_ = cmd.Process.Kill()
+		t.Fatal("run on a terminal did not end")
+	}
+	<-copied
+	text := out.String()
+	summary := strings.Index(text, "█ TOTAL RESULTS")
+	if summary < 0 {
+		t.Fatalf("no summary on the terminal:\n%q", text)
+	}
+	if cursorUpRE.MatchString(text[summary:]) {
+		t.Fatalf("a progress frame was redrawn over the summary:\n%q", text[summary:])
+	}
+	frames := finalRE.FindAllStringSubmatch(text[:summary], -1)
+	if len(frames) == 0 || frames[len(frames)-1][1] != "00" {
+		t.Fatalf("the final progress frame (0 active VUs) is not drawn before the summary:\n%q", text[:summary])
+	}
+	if finalRE.MatchString(text[summary:]) {
+		t.Fatalf("progress lines after the summary:\n%q", text[summary:])
+	}
+	if !strings.Contains(text[summary:], "vus_max") {
+		t.Fatalf("the summary's last lines are missing:\n%q", text[summary:])
+	}
+}
+
+var cursorUpRE = regexp.MustCompile(`\x1b\[\d+A`)
+
+func TestProgressWithoutATerminalGoesToStdoutEverySecond(t *testing.T) {
+	t.Parallel()
+	r := cdeload(t, nil, "run", "--vus", "1", "--duration", "2500ms", "-e", "CASE=signal", "control.js")
+	if r.code != 0 {
+		t.Fatalf("want exit 0, got %s", r)
+	}
+	frames := finalRE.FindAllString(r.stdout, -1)
+	if len(frames) < 3 || finalRE.MatchString(r.stderr) {
+		t.Fatalf("want a progress block every second on stdout (>= 2 during 2.5s, then the final one), got %d:\n%s", len(frames), r)
+	}
+	if cursorUpRE.MatchString(r.stdout) || strings.Contains(r.stdout, "\x1b[2K") {
+		t.Fatalf("terminal escapes in a log:\n%q", r.stdout)
+	}
+	if strings.LastIndex(r.stdout, "running (") > strings.Index(r.stdout, "█ TOTAL RESULTS") {
+		t.Fatalf("progress after the summary:\n%s", r.stdout)
 	}
 }

@@ -69,12 +69,12 @@ func (r *result) msgs(prefix string) []string {
 var finalRE = regexp.MustCompile(`running \(.*\), (\d+)/(\d+) VUs, (\d+) complete and (\d+) interrupted iterations`)
 
 // counts returns the complete and interrupted iterations of the final
-// progress line.
+// progress line (on stdout: stderr is not a terminal here).
 func (r *result) counts(t *testing.T) (complete, interrupted int) {
 	t.Helper()
-	m := finalRE.FindAllStringSubmatch(r.stderr, -1)
+	m := finalRE.FindAllStringSubmatch(r.stdout, -1)
 	if m == nil {
-		t.Fatalf("no final progress line in stderr:\n%s", r.stderr)
+		t.Fatalf("no final progress line on stdout:\n%s", r)
 	}
 	last := m[len(m)-1]
 	c, _ := strconv.Atoi(last[3])
