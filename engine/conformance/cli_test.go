@@ -1,6 +1,7 @@
 package conformance
 
 import (
+	"encoding/json"
 	"io"
 	"os"
 	"os/exec"
@@ -138,5 +139,42 @@ func TestProgressWithoutATerminalGoesToStdoutEverySecond(t *testing.T) {
 	}
 	if strings.LastIndex(r.stdout, "running (") > strings.Index(r.stdout, "█ TOTAL RESULTS") {
 		t.Fatalf("progress after the summary:\n%s", r.stdout)
+	}
+}
+
+func TestQuietWithASilentHandleSummaryPrintsNothing(t *testing.T) {
+	t.Parallel()
+	r := cdeload(t, nil, "run", "--quiet", "-e", "HANDLE=1", "quiet_handle.js")
+	if r.code != 0 || r.stdout != "" || r.stderr != "" {
+		t.Fatalf("want exit 0 with empty stdout and stderr, got %s", r)
+	}
+}
+
+func TestDataCountersAreEmittedWithoutTraffic(t *testing.T) {
+	t.Parallel()
+	export := filepath.Join(t.TempDir(), "summary.json")
+	r := cdeload(t, nil, "run", "-q", "--summary-export", export, "quiet_handle.js")
+	if r.code != 0 {
+		t.Fatalf("want exit 0, got %s", r)
+	}
+	for _, name := range []string{"data_sent", "data_received"} {
+		if line := lineWith(r.stdout, name+"..."); !strings.Contains(line, ": 0 B") {
+			t.Errorf("the summary has no %s line of 0 B: %q\n%s", name, line, r.stdout)
+		}
+	}
+	b, err := os.ReadFile(export)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var exp struct {
+		Metrics map[string]map[string]float64 `json:"metrics"`
+	}
+	if err := json.Unmarshal(b, &exp); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"data_sent", "data_received"} {
+		if v, ok := exp.Metrics[name]["count"]; !ok || v != 0 {
+			t.Errorf("--summary-export lacks %s with count 0: %s", name, b)
+		}
 	}
 }
