@@ -178,3 +178,11 @@ func TestDataCountersAreEmittedWithoutTraffic(t *testing.T) {
 		}
 	}
 }
+
+func TestBannerNamesJSONOnStdoutAsK6(t *testing.T) {
+	t.Parallel()
+	r := cdeload(t, nil, "run", "-o", "json", "quiet_handle.js")
+	if r.code != 0 || !strings.Contains(r.stdout, "output: json(stdout)\n") {
+		t.Fatalf("want the banner's output line to read json(stdout), got %s", r)
+	}
+}
