@@ -186,3 +186,21 @@ func TestBannerNamesJSONOnStdoutAsK6(t *testing.T) {
 		t.Fatalf("want the banner's output line to read json(stdout), got %s", r)
 	}
 }
+
+func TestAbortLogLineCarriesTheLocation(t *testing.T) {
+	t.Parallel()
+	r := cdeload(t, nil, "run", "-e", "CASE=abort", "control.js")
+	wd, _ := os.Getwd()
+	want := `test aborted: enough at default (file://` + filepath.Join(wd, "testdata", "control.js") + `:16:20(`
+	if r.code != 108 || !strings.Contains(r.stderr, want) {
+		t.Fatalf("want exit 108 and %q, got %s", want, r)
+	}
+}
+
+func TestAbortInTheInitOfALaterVUStillSummarizes(t *testing.T) {
+	t.Parallel()
+	r := cdeload(t, nil, "run", "abort_init.js")
+	if r.code != 108 || len(r.msgs("HANDLESUMMARY")) != 1 || !strings.Contains(r.stderr, "test aborted: init of vu 2") {
+		t.Fatalf("want exit 108 after handleSummary ran, got %s", r)
+	}
+}
