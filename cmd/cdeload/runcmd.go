@@ -352,6 +352,9 @@ func executeRun(parent context.Context, rc *runContext) int {
 	}
 	res, err := run.Run(ctx, cfg)
 	prog.stop()
+	if res.Duration > 0 && res.Complete == 0 {
+		rc.log.Warn("No script iterations fully finished, consider making the test duration longer")
+	}
 	// Modules' shared resources (the embedded lab, shared tailnet nodes)
 	// outlive VUs; release them once teardown and the summary are done.
 	if cerr := modules.CloseAll(); cerr != nil {

@@ -204,3 +204,16 @@ func TestAbortInTheInitOfALaterVUStillSummarizes(t *testing.T) {
 		t.Fatalf("want exit 108 after handleSummary ran, got %s", r)
 	}
 }
+
+func TestWarnsWhenNoIterationFullyFinished(t *testing.T) {
+	t.Parallel()
+	const warning = "No script iterations fully finished, consider making the test duration longer"
+	r := cdeload(t, nil, "run", "-q", "unfinished.js")
+	if r.code != 0 || !strings.Contains(r.stderr, warning) {
+		t.Fatalf("want exit 0 with k6's warning, got %s", r)
+	}
+	r = cdeload(t, nil, "run", "-q", "quiet_handle.js")
+	if strings.Contains(r.stderr, warning) {
+		t.Fatalf("warned though iterations finished: %s", r)
+	}
+}
