@@ -217,3 +217,14 @@ func TestWarnsWhenNoIterationFullyFinished(t *testing.T) {
 		t.Fatalf("warned though iterations finished: %s", r)
 	}
 }
+
+func TestSequentialScenariosReuseVUs(t *testing.T) {
+	t.Parallel()
+	r := cdeload(t, nil, "run", "sequential.js")
+	if r.code != 0 || !strings.Contains(r.stdout, "3 scenarios, 4 max VUs") {
+		t.Fatalf("want exit 0 and a plan of 4 max VUs (not 12), got %s", r)
+	}
+	if line := lineWith(r.stdout, "vus_max..."); !strings.Contains(line, "max=2") {
+		t.Fatalf("vus_max is not the planned maximum of 2: %q\n%s", line, r.stdout)
+	}
+}
