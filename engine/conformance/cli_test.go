@@ -228,3 +228,28 @@ func TestSequentialScenariosReuseVUs(t *testing.T) {
 		t.Fatalf("vus_max is not the planned maximum of 2: %q\n%s", line, r.stdout)
 	}
 }
+
+func TestExecTestOptionsHaveK6Shape(t *testing.T) {
+	t.Parallel()
+	r := cdeload(t, nil, "run", "-q", "test_options.js")
+	msgs := r.msgs("OPTIONS ")
+	if r.code != 0 || len(msgs) != 1 {
+		t.Fatalf("want one OPTIONS line, got %s", r)
+	}
+	raw := strings.ReplaceAll(strings.TrimPrefix(msgs[0], "OPTIONS "), `\"`, `"`)
+	var o map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(raw), &o); err != nil {
+		t.Fatalf("exec.test.options is not JSON: %v\n%s", err, raw)
+	}
+	for _, k := range []string{"vus", "iterations", "duration", "stages", "paused", "setupTimeout", "tags"} {
+		if string(o[k]) != "null" {
+			t.Errorf("exec.test.options.%s = %s, want null", k, o[k])
+		}
+	}
+	if string(o["summaryTrendStats"]) == "null" || string(o["systemTags"]) == "null" {
+		t.Errorf("summaryTrendStats or systemTags missing: %s", raw)
+	}
+	if !strings.Contains(string(o["scenarios"]), `"default":{`) || !strings.Contains(string(o["scenarios"]), `"iterations":2`) {
+		t.Errorf("the shortcuts are not in the default scenario: %s", o["scenarios"])
+	}
+}

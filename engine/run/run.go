@@ -513,4 +513,4 @@ func (c *control) Instance() lib.InstanceStats {
 	return s
 }
 
-func (c *control) Options() json.RawMessage { return c.r.cfg.Options.JSON() }
+func (c *control) Options() json.RawMessage { return c.r.cfg.Options.TestOptionsJSON() }
