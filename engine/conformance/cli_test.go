@@ -253,3 +253,16 @@ func TestExecTestOptionsHaveK6Shape(t *testing.T) {
 		t.Errorf("the shortcuts are not in the default scenario: %s", o["scenarios"])
 	}
 }
+
+func TestInitCodeRunsOnceMoreForTheSummary(t *testing.T) {
+	t.Parallel()
+	r := cdeload(t, nil, "run", "-q", "init_count.js")
+	// VU 0 (options), VUs 1 and 2, then the summary's VU.
+	if n := len(r.msgs("INIT")); r.code != 0 || n != 4 {
+		t.Fatalf("want the init code 4 times, got %d: %s", n, r)
+	}
+	r = cdeload(t, nil, "run", "-q", "--summary-mode=disabled", "init_count.js")
+	if n := len(r.msgs("INIT")); r.code != 0 || n != 3 {
+		t.Fatalf("without a summary want the init code 3 times, got %d: %s", n, r)
+	}
+}
