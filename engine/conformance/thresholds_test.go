@@ -41,9 +41,9 @@ func TestThresholdsPass(t *testing.T) {
 		// Setup, 10 iterations and teardown: every sample was evaluated.
 		"✓ 'count==12' count=12",
 		"✓ 'count==10' count=10",
-		// Submetrics only see their tagged samples (the whole trend's max is 50ms).
-		"thr_latency{kind:fast}", "✓ 'max<1' max=500µs",
-		"thr_latency{kind:slow}", "✓ 'p(95)<100' p(95)=50ms", "✓ 'min>=50' min=50ms",
+		// Submetrics only see their tagged samples (the whole trend's max
+		// is 50ms); their thresholds are nested under the parent metric.
+		"\n    thr_latency\n      { kind:fast }\n      ✓ 'max<1' max=500µs\n\n      { kind:slow }\n      ✓ 'p(95)<100' p(95)=50ms\n      ✓ 'min>=50' min=50ms\n",
 		"✓ 'rate>0.7' rate=80.00%",
 		"✓ 'value==7' value=7",
 		"✓ 'rate==1' rate=100.00%",
@@ -248,7 +248,7 @@ func TestThresholdOnAnEmptySubmetricSaysNoData(t *testing.T) {
 	if !strings.Contains(r.stdout, "✓ 'p(95)<1000' p(95)=5ms") {
 		t.Errorf("the observed submetric's threshold lost its value:\n%s", r.stdout)
 	}
-	if line := lineWith(r.stdout, "{ transport:terminal }"); !strings.HasSuffix(strings.TrimSpace(line), ": no data") {
+	if line := lineWith(r.stdout, "{ transport:terminal }."); !strings.HasSuffix(strings.TrimSpace(line), ": no data") {
 		t.Errorf("the empty submetric's line shows values, not no data: %q\n%s", line, r.stdout)
 	}
 	if strings.Contains(r.stdout, "p(95)=0s") {

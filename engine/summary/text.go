@@ -135,19 +135,72 @@ func (b *textBuilder) thresholds() {
 	}
 	b.rawf("  %s", b.color("1", "█ THRESHOLDS"))
 	b.blank()
-	last := ""
+	// Results by metric, in first-seen order; a submetric's results are
+	// nested under its parent metric, as in k6.
+	type keyResults struct {
+		key     string
+		results []thresholds.Result
+	}
+	var parents []string
+	byParent := map[string][]*keyResults{}
 	for _, r := range b.d.ThresholdResults {
-		if r.Key != last {
-			if last != "" {
-				b.blank()
-			}
-			b.rawf("    %s", r.Key)
-			last = r.Key
+		parent, _, _ := strings.Cut(r.Key, "{")
+		list, seen := byParent[parent]
+		if !seen {
+			parents = append(parents, parent)
 		}
-		b.rawf("    %s '%s' %s", b.ok(r.Ok), r.Threshold.Source, b.observed(r))
+		i := slices.IndexFunc(list, func(k *keyResults) bool { return k.key == r.Key })
+		if i < 0 {
+			list = append(list, &keyResults{key: r.Key})
+			i = len(list) - 1
+		}
+		list[i].results = append(list[i].results, r)
+		byParent[parent] = list
+	}
+	for _, parent := range parents {
+		list := byParent[parent]
+		// The parent's own thresholds first, then its submetrics.
+		slices.SortStableFunc(list, func(a, c *keyResults) int {
+			return boolInt(a.key != parent) - boolInt(c.key != parent)
+		})
+		b.rawf("    %s", parent)
+		for i, kr := range list {
+			pad := "    "
+			if kr.key != parent {
+				if i > 0 {
+					b.blank()
+				}
+				pad = "      "
+				b.rawf("%s%s", pad, submetricLabel(kr.key))
+			}
+			for _, r := range kr.results {
+				b.rawf("%s%s '%s' %s", pad, b.ok(r.Ok), r.Threshold.Source, b.observed(r))
+			}
+		}
+		b.blank()
 	}
 	b.blank()
-	b.blank()
+}
+
+// submetricLabel renders the tag filter of a submetric key
+// ("name{a:b,c:d}") as the summary shows it: "{ a:b, c:d }".
+func submetricLabel(key string) string {
+	_, filter, ok := strings.Cut(key, "{")
+	if !ok {
+		return key
+	}
+	parts := strings.Split(strings.TrimSuffix(filter, "}"), ",")
+	for i, p := range parts {
+		parts[i] = strings.TrimSpace(p)
+	}
+	return "{ " + strings.Join(parts, ", ") + " }"
+}
+
+func boolInt(v bool) int {
+	if v {
+		return 1
+	}
+	return 0
 }
 
 // observed renders "p(95)=148.21ms" for a threshold result.
