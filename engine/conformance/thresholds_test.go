@@ -41,9 +41,9 @@ func TestThresholdsPass(t *testing.T) {
 		// Setup, 10 iterations and teardown: every sample was evaluated.
 		"✓ 'count==12' count=12",
 		"✓ 'count==10' count=10",
-		// Submetrics only see their tagged samples (the whole trend's max
-		// is 50ms); their thresholds are nested under the parent metric.
-		"\n    thr_latency\n      { kind:fast }\n      ✓ 'max<1' max=500µs\n\n      { kind:slow }\n      ✓ 'p(95)<100' p(95)=50ms\n      ✓ 'min>=50' min=50ms\n",
+		// Submetrics only see their tagged samples (the whole trend's max is 50ms).
+		"thr_latency{kind:fast}", "✓ 'max<1' max=500µs",
+		"thr_latency{kind:slow}", "✓ 'p(95)<100' p(95)=50ms", "✓ 'min>=50' min=50ms",
 		"✓ 'rate>0.7' rate=80.00%",
 		"✓ 'value==7' value=7",
 		"✓ 'rate==1' rate=100.00%",
@@ -241,6 +241,13 @@ func TestThresholdOnAnEmptySubmetricSaysNoData(t *testing.T) {
 	r := cdeload(t, nil, "run", "-q", "thr_nodata.js")
 	if r.code != 0 {
 		t.Fatalf("an empty Trend passes its threshold as in k6 (exit 0), got %s", r)
+	}
+	// The parent has a threshold of its own: its submetrics' thresholds
+	// are nested under it, labelled by their tag filter only.
+	nested := "\n    thr_rtt\n    ✓ 'max<1000' max=5ms\n\n      {transport:ssh}\n      ✓ 'p(95)<1000' p(95)=5ms\n\n" +
+		"      {transport:terminal}\n      ✓ 'p(95)<1000' p(95)=no data\n"
+	if !strings.Contains(r.stdout, nested) {
+		t.Errorf("the submetric thresholds are not nested under their parent as in k6:\n%s", r.stdout)
 	}
 	if !strings.Contains(r.stdout, "✓ 'p(95)<1000' p(95)=no data") {
 		t.Errorf("the empty submetric's threshold is not reported as no data:\n%s", r.stdout)

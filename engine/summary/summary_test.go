@@ -102,7 +102,7 @@ func lineWith(t *testing.T, text, prefix string) string {
 func TestTextCompact(t *testing.T) {
 	text := Text(sampleData(t))
 	// Order: thresholds first, then totals, then sections.
-	order := []string{"█ THRESHOLDS", "✓ 'rate>0.9' rate=97.50%", "traffic_rtt\n      { transport:ssh }\n      ✗ 'p(95)<250' p(95)=312.4ms",
+	order := []string{"█ THRESHOLDS", "✓ 'rate>0.9' rate=97.50%", "traffic_rtt{transport:ssh}", "✗ 'p(95)<250' p(95)=312.4ms",
 		"█ TOTAL RESULTS", "checks_total", "checks_succeeded", "checks_failed", "✗ no stream errors", "↳  95% — ✓ 19 / ✗ 1", "✓ ssh up",
 		"CUSTOM", "my_custom", "WORKSPACE", "workspace_failed", "TRAFFIC", "traffic_rtt", "{ transport:ssh }", "EXECUTION", "iterations", "vus", "NETWORK", "data_received",
 		"✗ 1 of 2 thresholds crossed:", "traffic_rtt{transport:ssh} 'p(95)<250': p(95)=312.4ms, 62.4ms over the limit of 250ms"}

@@ -135,73 +135,40 @@ func (b *textBuilder) thresholds() {
 	}
 	b.rawf("  %s", b.color("1", "█ THRESHOLDS"))
 	b.blank()
-	// Results by metric, in first-seen order; a submetric's results are
-	// nested under its parent metric, as in k6.
-	type keyResults struct {
-		key     string
-		results []thresholds.Result
-	}
-	var parents []string
-	byParent := map[string][]*keyResults{}
+	// One block per metric or submetric key, sorted by metric name with a
+	// metric's submetrics after it, as k6 sorts them.
+	byKey := map[string][]thresholds.Result{}
+	var keys []string
 	for _, r := range b.d.ThresholdResults {
-		parent, _, _ := strings.Cut(r.Key, "{")
-		list, seen := byParent[parent]
-		if !seen {
-			parents = append(parents, parent)
+		if _, ok := byKey[r.Key]; !ok {
+			keys = append(keys, r.Key)
 		}
-		i := slices.IndexFunc(list, func(k *keyResults) bool { return k.key == r.Key })
-		if i < 0 {
-			list = append(list, &keyResults{key: r.Key})
-			i = len(list) - 1
-		}
-		list[i].results = append(list[i].results, r)
-		byParent[parent] = list
+		byKey[r.Key] = append(byKey[r.Key], r)
 	}
-	for _, parent := range parents {
-		list := byParent[parent]
-		// The parent's own thresholds first, then its submetrics.
-		slices.SortStableFunc(list, func(a, c *keyResults) int {
-			return boolInt(a.key != parent) - boolInt(c.key != parent)
-		})
-		b.rawf("    %s", parent)
-		for i, kr := range list {
-			pad := "    "
-			if kr.key != parent {
-				if i > 0 {
-					b.blank()
-				}
-				pad = "      "
-				b.rawf("%s%s", pad, submetricLabel(kr.key))
-			}
-			for _, r := range kr.results {
-				b.rawf("%s%s '%s' %s", pad, b.ok(r.Ok), r.Threshold.Source, b.observed(r))
-			}
+	slices.SortStableFunc(keys, func(x, y string) int {
+		px, sx, _ := strings.Cut(x, "{")
+		py, sy, _ := strings.Cut(y, "{")
+		if c := strings.Compare(px, py); c != 0 {
+			return c
+		}
+		return strings.Compare(sx, sy)
+	})
+	for _, key := range keys {
+		// A submetric whose parent metric has thresholds of its own is
+		// nested under it and shows only its tag filter, as in k6.
+		pad, label := "    ", key
+		if parent, filter, ok := strings.Cut(key, "{"); ok && byKey[parent] != nil {
+			pad, label = "      ", "{"+filter
+		}
+		b.rawf("%s%s", pad, label)
+		for _, r := range byKey[key] {
+			b.rawf("%s%s '%s' %s", pad, b.ok(r.Ok), r.Threshold.Source, b.observed(r))
 		}
 		b.blank()
 	}
 	b.blank()
 }
 
-// submetricLabel renders the tag filter of a submetric key
-// ("name{a:b,c:d}") as the summary shows it: "{ a:b, c:d }".
-func submetricLabel(key string) string {
-	_, filter, ok := strings.Cut(key, "{")
-	if !ok {
-		return key
-	}
-	parts := strings.Split(strings.TrimSuffix(filter, "}"), ",")
-	for i, p := range parts {
-		parts[i] = strings.TrimSpace(p)
-	}
-	return "{ " + strings.Join(parts, ", ") + " }"
-}
-
-func boolInt(v bool) int {
-	if v {
-		return 1
-	}
-	return 0
-}
 
 // observed renders "p(95)=148.21ms" for a threshold result.
 func (b *textBuilder) observed(r thresholds.Result) string {

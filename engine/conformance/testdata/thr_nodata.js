@@ -7,6 +7,7 @@ const rtt = new Trend('thr_rtt', true);
 export const options = {
   iterations: 3,
   thresholds: {
+    thr_rtt: ['max<1000'],
     'thr_rtt{transport:ssh}': ['p(95)<1000'],
     'thr_rtt{transport:terminal}': ['p(95)<1000'],
   },
