@@ -169,7 +169,6 @@ func (b *textBuilder) thresholds() {
 	b.blank()
 }
 
-
 // observed renders "p(95)=148.21ms" for a threshold result.
 func (b *textBuilder) observed(r thresholds.Result) string {
 	name := r.Threshold.Expr.MethodName()
