@@ -57,12 +57,17 @@ type entry struct {
 	cols   []string
 	// free columns do not count for the column widths.
 	free bool
+	// align is the alignment block: names and columns line up within a
+	// block (the checks counters, each metric section), as in k6.
+	align int
 }
 
 type textBuilder struct {
 	d       *Data
 	opts    Options
 	entries []entry
+	// align is the current alignment block of metric lines.
+	align int
 }
 
 func (b *textBuilder) rawf(format string, args ...any) {
@@ -230,6 +235,7 @@ func (b *textBuilder) checks(indent int, checks []*Check, totals bool) {
 				}
 				return FormatPercent(n / total)
 			}
+			b.align++
 			b.metricLine(indent, "checks_total", false, cols)
 			b.metricLine(indent, "checks_succeeded", false, []string{ratio(passes), fmt.Sprintf("%.0f out of %.0f", passes, total)})
 			b.metricLine(indent, "checks_failed", false, []string{ratio(fails), fmt.Sprintf("%.0f out of %.0f", fails, total)})
@@ -243,8 +249,8 @@ func (b *textBuilder) checks(indent int, checks []*Check, totals bool) {
 		b.rawf("%s%s %s", pad, b.ok(c.Fails == 0), c.Name)
 		if c.Fails > 0 {
 			total := c.Passes + c.Fails
-			pct := trimFloat(float64(c.Passes)/float64(total)*100, 2)
-			b.rawf("%s  %s", pad, b.color("2", fmt.Sprintf("↳  %s%% — ✓ %d / ✗ %d", pct, c.Passes, c.Fails)))
+			pct := c.Passes * 100 / total // k6 floors the share to a whole percent
+			b.rawf("%s  %s", pad, b.color("2", fmt.Sprintf("↳  %d%% — ✓ %d / ✗ %d", pct, c.Passes, c.Fails)))
 		}
 	}
 	b.blank()
@@ -266,6 +272,7 @@ func (b *textBuilder) metricSections(indent int, ms []*Metric) {
 			continue
 		}
 		b.rawf("%s%s", pad, b.color("1", sec))
+		b.align++
 		for _, m := range list {
 			name, in := m.Name, indent
 			if m.Parent != "" {
@@ -273,7 +280,7 @@ func (b *textBuilder) metricSections(indent int, ms []*Metric) {
 			}
 			if m.NoData && m.Type != metrics.Counter {
 				// No column widths: "no data" must not widen the others.
-				b.entries = append(b.entries, entry{metric: true, indent: in, name: name, cols: []string{"no data"}, free: true})
+				b.entries = append(b.entries, entry{metric: true, indent: in, name: name, cols: []string{"no data"}, free: true, align: b.align})
 				continue
 			}
 			b.metricLine(in, name, m.Type == metrics.Trend, b.columns(m))
@@ -301,7 +308,7 @@ func parentName(m *Metric) string {
 }
 
 func (b *textBuilder) metricLine(indent int, name string, trend bool, cols []string) {
-	b.entries = append(b.entries, entry{metric: true, indent: indent, name: name, trend: trend, cols: cols})
+	b.entries = append(b.entries, entry{metric: true, indent: indent, name: name, trend: trend, cols: cols, align: b.align})
 }
 
 // columns renders a metric's values as summary columns.
@@ -370,8 +377,11 @@ func (b *textBuilder) verdict() {
 }
 
 func (b *textBuilder) render() string {
-	nameW := 0
-	var trendW, otherW []int
+	type widths struct {
+		name          int
+		trend, others []int
+	}
+	blocks := map[int]*widths{}
 	widen := func(ws []int, cols []string) []int {
 		for i, c := range cols {
 			if i >= len(ws) {
@@ -385,17 +395,21 @@ func (b *textBuilder) render() string {
 		if !e.metric {
 			continue
 		}
-		nameW = max(nameW, e.indent+utf8.RuneCountInString(e.name))
+		w := blocks[e.align]
+		if w == nil {
+			w = &widths{}
+			blocks[e.align] = w
+		}
+		w.name = max(w.name, e.indent+utf8.RuneCountInString(e.name))
 		if e.free {
 			continue
 		}
 		if e.trend {
-			trendW = widen(trendW, e.cols)
+			w.trend = widen(w.trend, e.cols)
 		} else {
-			otherW = widen(otherW, e.cols)
+			w.others = widen(w.others, e.cols)
 		}
 	}
-	nameW += 3
 	var sb strings.Builder
 	for _, e := range b.entries {
 		if !e.metric {
@@ -403,20 +417,22 @@ func (b *textBuilder) render() string {
 			sb.WriteByte('\n')
 			continue
 		}
+		w := blocks[e.align]
+		nameW := w.name + 3
 		sb.WriteString(strings.Repeat(" ", e.indent))
 		sb.WriteString(e.name)
 		sb.WriteString(b.color("2", strings.Repeat(".", nameW-e.indent-utf8.RuneCountInString(e.name))))
 		sb.WriteString(": ")
-		ws := otherW
+		ws := w.others
 		if e.trend {
-			ws = trendW
+			ws = w.trend
 		}
 		for i, c := range e.cols {
 			if i > 0 {
 				sb.WriteByte(' ')
 			}
 			sb.WriteString(b.color("36", c))
-			if i < len(e.cols)-1 {
+			if i < len(e.cols)-1 && i < len(ws) {
 				sb.WriteString(strings.Repeat(" ", ws[i]-utf8.RuneCountInString(c)))
 			}
 		}
