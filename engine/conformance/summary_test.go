@@ -251,9 +251,10 @@ func TestSummaryModes(t *testing.T) {
 		if r.code != 99 {
 			t.Fatalf("want exit 99, got %s", r)
 		}
-		wantIn(t, r, "stdout", r.stdout, "█ THRESHOLDS", "█ TOTAL RESULTS", "█ GROUP: outer", "█ GROUP: inner",
+		// A nested group is a "↳ GROUP:" inside its parent, as in k6.
+		wantIn(t, r, "stdout", r.stdout, "█ THRESHOLDS", "█ TOTAL RESULTS", "\n  █ GROUP: outer", "\n    ↳ GROUP: inner",
 			"█ SCENARIO: main", "✗ outer bad")
-		if strings.Index(r.stdout, "█ GROUP: outer") > strings.Index(r.stdout, "█ GROUP: inner") {
+		if strings.Index(r.stdout, "█ GROUP: outer") > strings.Index(r.stdout, "↳ GROUP: inner") {
 			t.Errorf("inner group before its parent\n%s", r.stdout)
 		}
 	})

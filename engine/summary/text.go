@@ -121,7 +121,7 @@ func (b *textBuilder) build() {
 	b.checks(4, b.allChecks(), true)
 	b.metricSections(4, b.d.Metrics)
 	if b.opts.Mode == ModeFull && b.d.RootGroup != nil {
-		for _, g := range b.d.RootGroup.Groups {
+		for _, g := range sortedGroups(b.d.RootGroup.Groups) {
 			b.group(g, 2)
 		}
 		for _, sc := range b.d.Scenarios {
@@ -345,16 +345,29 @@ func (b *textBuilder) columns(m *Metric) []string {
 	return cols
 }
 
+// group renders a group of the full summary: a top-level group as a
+// "█ GROUP:" section, a nested one as "↳ GROUP:" inside its parent; the
+// groups of a level are sorted by name, as in k6.
 func (b *textBuilder) group(g *Group, indent int) {
 	pad := strings.Repeat(" ", indent)
+	mark := "█"
+	if strings.Count(g.Path, "::") > 1 {
+		mark = "↳"
+	}
 	b.blank()
-	b.rawf("%s%s", pad, b.color("1", "█ GROUP: "+g.Name))
+	b.rawf("%s%s", pad, b.color("1", mark+" GROUP: "+g.Name))
 	b.blank()
 	b.checks(indent+2, g.Checks, false)
 	b.metricSections(indent+2, g.Metrics)
-	for _, c := range g.Groups {
+	for _, c := range sortedGroups(g.Groups) {
 		b.group(c, indent+2)
 	}
+}
+
+func sortedGroups(gs []*Group) []*Group {
+	out := slices.Clone(gs)
+	slices.SortStableFunc(out, func(x, y *Group) int { return strings.Compare(x.Name, y.Name) })
+	return out
 }
 
 // verdict states plainly which thresholds failed and by how much.
