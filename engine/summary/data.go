@@ -123,6 +123,9 @@ type Group struct {
 type Scenario struct {
 	Name    string
 	Metrics []*Metric
+	// Root holds the scenario's own checks (at the root) and groups, with
+	// their metrics; nil when unknown.
+	Root *Group
 }
 
 // GroupID returns k6's id of a group or check path: the hex MD5 of the

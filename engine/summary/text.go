@@ -128,7 +128,16 @@ func (b *textBuilder) build() {
 			b.blank()
 			b.rawf("  %s", b.color("1", "█ SCENARIO: "+sc.Name))
 			b.blank()
+			// A scenario lists its checks, its metrics, then its groups.
+			if sc.Root != nil {
+				b.checks(4, sc.Root.Checks, false)
+			}
 			b.metricSections(4, sc.Metrics)
+			if sc.Root != nil {
+				for _, g := range sortedGroups(sc.Root.Groups) {
+					b.nestedGroup(g, 4)
+				}
+			}
 		}
 	}
 	b.verdict()
@@ -349,18 +358,25 @@ func (b *textBuilder) columns(m *Metric) []string {
 // "█ GROUP:" section, a nested one as "↳ GROUP:" inside its parent; the
 // groups of a level are sorted by name, as in k6.
 func (b *textBuilder) group(g *Group, indent int) {
-	pad := strings.Repeat(" ", indent)
 	mark := "█"
 	if strings.Count(g.Path, "::") > 1 {
 		mark = "↳"
 	}
+	b.groupAs(g, indent, mark)
+}
+
+// nestedGroup renders g and its groups as "↳ GROUP:" (inside a scenario).
+func (b *textBuilder) nestedGroup(g *Group, indent int) { b.groupAs(g, indent, "↳") }
+
+func (b *textBuilder) groupAs(g *Group, indent int, mark string) {
+	pad := strings.Repeat(" ", indent)
 	b.blank()
 	b.rawf("%s%s", pad, b.color("1", mark+" GROUP: "+g.Name))
 	b.blank()
 	b.checks(indent+2, g.Checks, false)
 	b.metricSections(indent+2, g.Metrics)
 	for _, c := range sortedGroups(g.Groups) {
-		b.group(c, indent+2)
+		b.groupAs(c, indent+2, "↳")
 	}
 }
 
