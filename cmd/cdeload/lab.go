@@ -23,9 +23,10 @@ func labRun(ctx context.Context, s *stdio, args []string) int {
 
 func labCommandContext(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := pflag.NewFlagSet("lab", pflag.ContinueOnError)
-	fs.SetOutput(stderr)
+	// --help goes to stdout, like every command's (k6 prints help there).
+	fs.SetOutput(stdout)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: cdeload lab [flags]\n\nRuns a tailnet control server, DERP/STUN relay, simulated workspaces and a\nCoder API simulator whose workspaces are those simulated workspaces, on\nloopback; prints shell exports for them (eval them, then `cdeload run`) and\nserves until interrupted, then stops every workspace.\n\nFlags:")
+		fmt.Fprintln(stdout, "Usage: cdeload lab [flags]\n\nRuns a tailnet control server, DERP/STUN relay, simulated workspaces and a\nCoder API simulator whose workspaces are those simulated workspaces, on\nloopback; prints shell exports for them (eval them, then `cdeload run`) and\nserves until interrupted, then stops every workspace.\n\nFlags:")
 		fs.PrintDefaults()
 	}
 	listen := fs.String("listen", "127.0.0.1:0", "address of the lab HTTP API (loopback only)")

@@ -72,6 +72,10 @@ func TestHelpGoesToStdoutWithTheInvokedName(t *testing.T) {
 			t.Fatalf("%s --help: want the usage of k6 %s on stdout only, got stdout %q stderr %q", cmd, cmd, out, stderr.String())
 		}
 	}
+	r := cdeload(t, nil, "lab", "--help")
+	if r.code != 0 || !strings.HasPrefix(r.stdout, "Usage: ") || !strings.Contains(r.stdout, "--env-file") || r.stderr != "" {
+		t.Fatalf("lab --help: want its usage on stdout only, got %s", r)
+	}
 }
 
 func TestProgressOnATerminalEndsBeforeTheSummary(t *testing.T) {
