@@ -23,9 +23,10 @@ func labRun(ctx context.Context, s *stdio, args []string) int {
 
 func labCommandContext(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := pflag.NewFlagSet("lab", pflag.ContinueOnError)
-	fs.SetOutput(stderr)
+	// --help goes to stdout, like every command's (k6 prints help there).
+	fs.SetOutput(stdout)
 	fs.Usage = func() {
-		fmt.Fprintln(stderr, "Usage: cdeload lab [flags]\n\nRuns a tailnet control server, DERP/STUN relay, simulated workspaces and a\nCoder API simulator whose workspaces are those simulated workspaces, on\nloopback; prints shell exports for them (eval them, then `cdeload run`) and\nserves until interrupted, then stops every workspace.\n\nFlags:")
+		fmt.Fprintln(stdout, "Usage: cdeload lab [flags]\n\nRuns a tailnet control server, DERP/STUN relay, simulated workspaces and a\nCoder API simulator whose workspaces are those simulated workspaces, on\nloopback; prints shell exports for them (eval them, then `cdeload run`) and\nserves until interrupted, then stops every workspace.\n\nFlags:")
 		fs.PrintDefaults()
 	}
 	listen := fs.String("listen", "127.0.0.1:0", "address of the lab HTTP API (loopback only)")
@@ -33,6 +34,7 @@ func labCommandContext(ctx context.Context, args []string, stdout, stderr io.Wri
 	par := fs.Int("parallelism", 0, "concurrent workspace starts/stops (0 = default)")
 	fullMesh := fs.Bool("full-mesh", false, "let workspaces see each other (default: hub-and-spoke)")
 	keyFile := fs.String("key-file", "", "write the SSH client key here (default: a temporary file)")
+	envFile := fs.String("env-file", "", "once serving, write the shell exports to this file atomically (source it); removed on exit")
 	verbose := fs.BoolP("verbose", "v", false, "log control, DERP and node diagnostics to stderr")
 	noCoder := fs.Bool("no-coder", false, "do not run the Coder API simulator")
 	buildLatency := fs.Duration("build-latency", 0, "Coder: how long a workspace build job runs (e.g. 2s)")
@@ -86,7 +88,7 @@ func labCommandContext(ctx context.Context, args []string, stdout, stderr io.Wri
 	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := lab.Serve(ctx, cfg, lab.ServeOptions{KeyFile: *keyFile}, stdout); err != nil {
+	if err := lab.Serve(ctx, cfg, lab.ServeOptions{KeyFile: *keyFile, EnvFile: *envFile}, stdout); err != nil {
 		fmt.Fprintf(stderr, "cdeload lab: %v\n", err)
 		return 1
 	}

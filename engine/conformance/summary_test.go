@@ -251,9 +251,15 @@ func TestSummaryModes(t *testing.T) {
 		if r.code != 99 {
 			t.Fatalf("want exit 99, got %s", r)
 		}
-		wantIn(t, r, "stdout", r.stdout, "█ THRESHOLDS", "█ TOTAL RESULTS", "█ GROUP: outer", "█ GROUP: inner",
+		// A nested group is a "↳ GROUP:" inside its parent, as in k6.
+		wantIn(t, r, "stdout", r.stdout, "█ THRESHOLDS", "█ TOTAL RESULTS", "\n  █ GROUP: outer", "\n    ↳ GROUP: inner",
 			"█ SCENARIO: main", "✗ outer bad")
-		if strings.Index(r.stdout, "█ GROUP: outer") > strings.Index(r.stdout, "█ GROUP: inner") {
+		// The scenario's section lists its own checks and groups.
+		if sc := r.stdout[strings.Index(r.stdout, "█ SCENARIO: main"):]; !strings.Contains(sc, "✓ top ok") ||
+			!strings.Contains(sc, "\n    ↳ GROUP: outer\n\n      ✓ outer ok\n      ✗ outer bad") || !strings.Contains(sc, "\n      ↳ GROUP: inner") {
+			t.Errorf("the scenario section does not list its checks and groups:\n%s", sc)
+		}
+		if strings.Index(r.stdout, "█ GROUP: outer") > strings.Index(r.stdout, "↳ GROUP: inner") {
 			t.Errorf("inner group before its parent\n%s", r.stdout)
 		}
 	})

@@ -196,6 +196,7 @@ func (r *Runner) Teardown(ctx context.Context, samples chan<- metrics.Samples, s
 // function is exported.
 func (r *Runner) HandleSummary(ctx context.Context, data json.RawMessage) (map[string]any, bool, error) {
 	if !r.s.fnSet["handleSummary"] {
+		r.initForSummary(ctx)
 		return nil, false, nil
 	}
 	res, v, err := r.lifecycle(ctx, nil, "handleSummary", "", data, r.rc.HandleSummaryTimeout, lib.ExitGenericTimeout)
@@ -229,6 +230,27 @@ func (r *Runner) HandleSummary(ctx context.Context, data json.RawMessage) (map[s
 		}
 	}
 	return out, true, nil
+}
+
+// initForSummary runs the init code once more, as k6 does for the VU that
+// makes the end-of-test summary even without handleSummary (console
+// output of the init code shows once more). An error there changes
+// nothing: the text summary is printed either way.
+func (r *Runner) initForSummary(ctx context.Context) {
+	if r.rc.HandleSummaryTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, r.rc.HandleSummaryTimeout)
+		defer cancel()
+	}
+	ch := make(chan metrics.Samples, 16)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range ch {
+		}
+	}()
+	defer func() { close(ch); <-done }()
+	_, _ = r.transient(ctx, ch, "")
 }
 
 // activeVU is a VU bound to a scenario.
@@ -372,6 +394,10 @@ func (a *activeVU) RunOnce() error {
 	metrics.PushIfNotDone(v.lifeCtx, v.samples,
 		metrics.Sample{Metric: b.Iterations, Tags: tags, Time: end, Value: 1, Metadata: meta},
 		metrics.Sample{Metric: b.IterationDuration, Tags: tags, Time: end, Value: metrics.D(end.Sub(start)), Metadata: meta},
+		// k6 emits the iteration's network bytes after every iteration,
+		// 0 without traffic, so both always appear in the summary.
+		metrics.Sample{Metric: b.DataSent, Tags: tags, Time: end, Value: 0, Metadata: meta},
+		metrics.Sample{Metric: b.DataReceived, Tags: tags, Time: end, Value: 0, Metadata: meta},
 	)
 	return nil
 }

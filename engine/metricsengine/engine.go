@@ -73,6 +73,11 @@ type Engine struct {
 	perGroup  map[string]*sinkSet // group path -> sinks
 	perScen   map[string]*sinkSet // scenario -> sinks
 	scenOrder []string
+	// Full mode: each scenario's groups and checks.
+	perScenGroup map[scenGroup]*sinkSet
+	scenGroups   map[string][]string // scenario -> group paths, in order
+	scenChecks   map[scenCheckKey]*checkCount
+	scenCheckOf  map[string][]*checkCount // scenario -> checks, in order
 
 	stopOnce sync.Once
 	stop     chan struct{}
@@ -83,6 +88,12 @@ type Engine struct {
 var _ output.Output = (*Engine)(nil)
 
 type checkKey struct{ group, name string }
+
+// scenGroup is a group of one scenario (full mode).
+type scenGroup struct{ scenario, group string }
+
+// scenCheckKey is a check of one scenario (full mode).
+type scenCheckKey struct{ scenario, group, name string }
 
 type checkCount struct {
 	group, name   string
@@ -130,6 +141,8 @@ type metricState struct {
 type route struct {
 	extra []metrics.Sink
 	check *checkCount
+	// scenCheck counts the check for its scenario too (full mode).
+	scenCheck *checkCount
 }
 
 // New returns an engine for the metrics of reg. Threshold keys are bound
@@ -154,7 +167,12 @@ func New(reg *metrics.Registry, opts Options) (*Engine, error) {
 		perGroup:  map[string]*sinkSet{},
 		perScen:   map[string]*sinkSet{},
 		stop:      make(chan struct{}),
-		done:      make(chan struct{}),
+
+		perScenGroup: map[scenGroup]*sinkSet{},
+		scenGroups:   map[string][]string{},
+		scenChecks:   map[scenCheckKey]*checkCount{},
+		scenCheckOf:  map[string][]*checkCount{},
+		done:         make(chan struct{}),
 	}
 	cfg := opts.Thresholds
 	e.th = thresholds.NewState(cfg)
@@ -339,11 +357,14 @@ func (e *Engine) ingest(batch metrics.Samples) {
 		for _, sk := range r.extra {
 			sk.Add(*s)
 		}
-		if r.check != nil {
+		for _, c := range [...]*checkCount{r.check, r.scenCheck} {
+			if c == nil {
+				continue
+			}
 			if s.Value != 0 {
-				r.check.passes++
+				c.passes++
 			} else {
-				r.check.fails++
+				c.fails++
 			}
 		}
 	}
@@ -382,6 +403,7 @@ func (e *Engine) routeFor(ms *metricState, tags *metrics.TagSet) *route {
 		}
 		if sc, ok := tags.Get("scenario"); ok && sc != "" {
 			r.extra = append(r.extra, e.sinkSetFor(e.perScen, sc, &e.scenOrder).get(ms.metric))
+			e.routeScenario(r, ms, sc, group, tags)
 		}
 	}
 	if len(ms.routes) >= maxRoutes {
@@ -389,6 +411,32 @@ func (e *Engine) routeFor(ms *metricState, tags *metrics.TagSet) *route {
 	}
 	ms.routes[id] = r
 	return r
+}
+
+// routeScenario adds, in full mode, the scenario's own group sinks and
+// check counts to r.
+func (e *Engine) routeScenario(r *route, ms *metricState, sc, group string, tags *metrics.TagSet) {
+	if group != "" {
+		k := scenGroup{sc, group}
+		set, ok := e.perScenGroup[k]
+		if !ok {
+			set = &sinkSet{sinks: map[*metrics.Metric]metrics.Sink{}}
+			e.perScenGroup[k] = set
+			e.scenGroups[sc] = append(e.scenGroups[sc], group)
+		}
+		r.extra = append(r.extra, set.get(ms.metric))
+	}
+	if ms.isChecks {
+		name, _ := tags.Get("check")
+		k := scenCheckKey{sc, group, name}
+		c := e.scenChecks[k]
+		if c == nil {
+			c = &checkCount{group: group, name: name}
+			e.scenChecks[k] = c
+			e.scenCheckOf[sc] = append(e.scenCheckOf[sc], c)
+		}
+		r.scenCheck = c
+	}
 }
 
 func (e *Engine) sinkSetFor(m map[string]*sinkSet, key string, order *[]string) *sinkSet {
@@ -526,12 +574,14 @@ func (e *Engine) Summary(opts summary.Options, elapsed time.Duration, setupData 
 		d.Metrics = append(d.Metrics, &summary.Metric{
 			Name: ms.name, Type: ms.metric.Type, Contains: ms.metric.Contains,
 			Values: values(ms.sink, ms.metric.Type, elapsed, stats), Thresholds: byKey[ms.name],
+			NoData: ms.sink.IsEmpty(),
 		})
 		for _, sub := range ms.subs {
 			d.Metrics = append(d.Metrics, &summary.Metric{
 				Name: sub.key, Parent: ms.name, Filter: sub.filter,
 				Type: ms.metric.Type, Contains: ms.metric.Contains,
 				Values: values(sub.sink, ms.metric.Type, elapsed, stats), Thresholds: byKey[sub.key],
+				NoData: sub.sink.IsEmpty(),
 			})
 		}
 	}
@@ -556,7 +606,20 @@ func (e *Engine) Summary(opts summary.Options, elapsed time.Duration, setupData 
 			}
 		}
 		for _, name := range e.scenOrder {
-			d.Scenarios = append(d.Scenarios, &summary.Scenario{Name: name, Metrics: setMetrics(e.perScen[name], elapsed, stats)})
+			sc := &summary.Scenario{Name: name, Metrics: setMetrics(e.perScen[name], elapsed, stats), Root: summary.NewGroup("")}
+			for _, path := range e.scenGroups[name] {
+				if g := sc.Root.Find(path); g != nil {
+					g.Metrics = setMetrics(e.perScenGroup[scenGroup{name, path}], elapsed, stats)
+				}
+			}
+			for _, c := range e.scenCheckOf[name] {
+				g := sc.Root.Find(c.group)
+				if g == nil {
+					g = sc.Root
+				}
+				g.Checks = append(g.Checks, summary.NewCheck(g.Path, c.name, c.passes, c.fails))
+			}
+			d.Scenarios = append(d.Scenarios, sc)
 		}
 	}
 	d.RootGroup = root

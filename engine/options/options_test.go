@@ -1,6 +1,7 @@
 package options
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -273,5 +274,34 @@ func TestOptionsJSONRoundTrip(t *testing.T) {
 	r := again.Scenarios["r"]
 	if r == nil || r.Exec != "f" || len(r.Stages) != 1 || r.GracefulRampDown.D() != 30*time.Second {
 		t.Fatalf("round trip: %s → %+v", got.JSON(), r)
+	}
+}
+
+func TestTestOptionsJSONHasK6Shape(t *testing.T) {
+	o, _, err := Consolidate(Tier{Name: "script", Options: Options{VUs: Int64(2), Iterations: Int64(4)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(o.TestOptionsJSON(), &m); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"vus", "iterations", "duration", "stages", "paused", "tags", "thresholds", "userAgent"} {
+		if v, ok := m[k]; !ok || string(v) != "null" {
+			t.Errorf("%s: want null, got %s (present %v)", k, v, ok)
+		}
+	}
+	if got := string(m["summaryTrendStats"]); got != `["avg","min","med","max","p(90)","p(95)"]` {
+		t.Errorf("summaryTrendStats = %s", got)
+	}
+	if !strings.Contains(string(m["systemTags"]), `"scenario"`) {
+		t.Errorf("systemTags = %s", m["systemTags"])
+	}
+	var sc map[string]map[string]any
+	if err := json.Unmarshal(m["scenarios"], &sc); err != nil {
+		t.Fatal(err)
+	}
+	if d := sc["default"]; d["executor"] != "shared-iterations" || d["vus"] != float64(2) || d["iterations"] != float64(4) {
+		t.Errorf("the shortcuts are not folded into the default scenario: %v", sc)
 	}
 }

@@ -98,6 +98,9 @@ type Metric struct {
 	Values map[string]float64
 	// Thresholds are the thresholds configured on this exact key.
 	Thresholds []thresholds.Result
+	// NoData is set when the metric got no sample (it is listed for its
+	// thresholds): the text summary shows "no data", not zeros.
+	NoData bool
 }
 
 // Check is the pass/fail count of one check in one group.
@@ -120,6 +123,9 @@ type Group struct {
 type Scenario struct {
 	Name    string
 	Metrics []*Metric
+	// Root holds the scenario's own checks (at the root) and groups, with
+	// their metrics; nil when unknown.
+	Root *Group
 }
 
 // GroupID returns k6's id of a group or check path: the hex MD5 of the

@@ -134,23 +134,31 @@ func TestTextCompact(t *testing.T) {
 		{"traffic_rtt.", "min=800µs"},
 		{"traffic_rtt.", "max=1.5s"},
 		{"traffic_rtt.", "p(95)=312.4ms"},
-		{"{ transport:ssh }", "p(90)=240ms"},
+		{"{ transport:ssh }.", "p(90)=240ms"},
 	}
 	for _, c := range checks {
 		if l := lineWith(t, text, c.prefix); !strings.Contains(l, c.want) {
 			t.Errorf("line %q lacks %q", l, c.want)
 		}
 	}
-	// Dots align the colons of all metric lines.
-	col := -1
+	// Dots align the colons within each block of metric lines (the checks
+	// counters, each section), as k6 aligns them; blocks differ.
+	col, cols := -1, map[int]bool{}
 	for _, l := range strings.Split(text, "\n") {
-		if i := strings.Index(l, "...: "); i >= 0 {
-			c := strings.Index(l, ": ")
-			if col >= 0 && c != col {
-				t.Errorf("colon at %d, others at %d: %q", c, col, l)
-			}
-			col = c
+		i := strings.Index(l, "...: ")
+		if i < 0 {
+			col = -1
+			continue
 		}
+		c := strings.Index(l, ": ")
+		if col >= 0 && c != col {
+			t.Errorf("colon at %d, others of its block at %d: %q", c, col, l)
+		}
+		col = c
+		cols[c] = true
+	}
+	if len(cols) < 2 {
+		t.Errorf("every block is aligned to the same column: %v\n%s", cols, text)
 	}
 	// The submetric is indented below its parent.
 	sub := lineWith(t, text, "{ transport:ssh }")

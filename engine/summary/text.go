@@ -55,12 +55,19 @@ type entry struct {
 	name   string
 	trend  bool
 	cols   []string
+	// free columns do not count for the column widths.
+	free bool
+	// align is the alignment block: names and columns line up within a
+	// block (the checks counters, each metric section), as in k6.
+	align int
 }
 
 type textBuilder struct {
 	d       *Data
 	opts    Options
 	entries []entry
+	// align is the current alignment block of metric lines.
+	align int
 }
 
 func (b *textBuilder) rawf(format string, args ...any) {
@@ -114,14 +121,23 @@ func (b *textBuilder) build() {
 	b.checks(4, b.allChecks(), true)
 	b.metricSections(4, b.d.Metrics)
 	if b.opts.Mode == ModeFull && b.d.RootGroup != nil {
-		for _, g := range b.d.RootGroup.Groups {
+		for _, g := range sortedGroups(b.d.RootGroup.Groups) {
 			b.group(g, 2)
 		}
 		for _, sc := range b.d.Scenarios {
 			b.blank()
 			b.rawf("  %s", b.color("1", "█ SCENARIO: "+sc.Name))
 			b.blank()
+			// A scenario lists its checks, its metrics, then its groups.
+			if sc.Root != nil {
+				b.checks(4, sc.Root.Checks, false)
+			}
 			b.metricSections(4, sc.Metrics)
+			if sc.Root != nil {
+				for _, g := range sortedGroups(sc.Root.Groups) {
+					b.nestedGroup(g, 4)
+				}
+			}
 		}
 	}
 	b.verdict()
@@ -133,18 +149,37 @@ func (b *textBuilder) thresholds() {
 	}
 	b.rawf("  %s", b.color("1", "█ THRESHOLDS"))
 	b.blank()
-	last := ""
+	// One block per metric or submetric key, sorted by metric name with a
+	// metric's submetrics after it, as k6 sorts them.
+	byKey := map[string][]thresholds.Result{}
+	var keys []string
 	for _, r := range b.d.ThresholdResults {
-		if r.Key != last {
-			if last != "" {
-				b.blank()
-			}
-			b.rawf("    %s", r.Key)
-			last = r.Key
+		if _, ok := byKey[r.Key]; !ok {
+			keys = append(keys, r.Key)
 		}
-		b.rawf("    %s '%s' %s", b.ok(r.Ok), r.Threshold.Source, b.observed(r))
+		byKey[r.Key] = append(byKey[r.Key], r)
 	}
-	b.blank()
+	slices.SortStableFunc(keys, func(x, y string) int {
+		px, sx, _ := strings.Cut(x, "{")
+		py, sy, _ := strings.Cut(y, "{")
+		if c := strings.Compare(px, py); c != 0 {
+			return c
+		}
+		return strings.Compare(sx, sy)
+	})
+	for _, key := range keys {
+		// A submetric whose parent metric has thresholds of its own is
+		// nested under it and shows only its tag filter, as in k6.
+		pad, label := "    ", key
+		if parent, filter, ok := strings.Cut(key, "{"); ok && byKey[parent] != nil {
+			pad, label = "      ", "{"+filter
+		}
+		b.rawf("%s%s", pad, label)
+		for _, r := range byKey[key] {
+			b.rawf("%s%s '%s' %s", pad, b.ok(r.Ok), r.Threshold.Source, b.observed(r))
+		}
+		b.blank()
+	}
 	b.blank()
 }
 
@@ -156,6 +191,9 @@ func (b *textBuilder) observed(r thresholds.Result) string {
 	}
 	if !r.HasValue {
 		return name + "=n/a (no samples)"
+	}
+	if r.NoData {
+		return name + "=no data"
 	}
 	return name + "=" + b.formatterFor(r.Key)(r.Observed)
 }
@@ -206,6 +244,7 @@ func (b *textBuilder) checks(indent int, checks []*Check, totals bool) {
 				}
 				return FormatPercent(n / total)
 			}
+			b.align++
 			b.metricLine(indent, "checks_total", false, cols)
 			b.metricLine(indent, "checks_succeeded", false, []string{ratio(passes), fmt.Sprintf("%.0f out of %.0f", passes, total)})
 			b.metricLine(indent, "checks_failed", false, []string{ratio(fails), fmt.Sprintf("%.0f out of %.0f", fails, total)})
@@ -219,8 +258,8 @@ func (b *textBuilder) checks(indent int, checks []*Check, totals bool) {
 		b.rawf("%s%s %s", pad, b.ok(c.Fails == 0), c.Name)
 		if c.Fails > 0 {
 			total := c.Passes + c.Fails
-			pct := trimFloat(float64(c.Passes)/float64(total)*100, 2)
-			b.rawf("%s  %s", pad, b.color("2", fmt.Sprintf("↳  %s%% — ✓ %d / ✗ %d", pct, c.Passes, c.Fails)))
+			pct := c.Passes * 100 / total // k6 floors the share to a whole percent
+			b.rawf("%s  %s", pad, b.color("2", fmt.Sprintf("↳  %d%% — ✓ %d / ✗ %d", pct, c.Passes, c.Fails)))
 		}
 	}
 	b.blank()
@@ -242,10 +281,16 @@ func (b *textBuilder) metricSections(indent int, ms []*Metric) {
 			continue
 		}
 		b.rawf("%s%s", pad, b.color("1", sec))
+		b.align++
 		for _, m := range list {
 			name, in := m.Name, indent
 			if m.Parent != "" {
 				name, in = FormatSubmetricTagsOf(m), indent+2
+			}
+			if m.NoData && m.Type != metrics.Counter {
+				// No column widths: "no data" must not widen the others.
+				b.entries = append(b.entries, entry{metric: true, indent: in, name: name, cols: []string{"no data"}, free: true, align: b.align})
+				continue
 			}
 			b.metricLine(in, name, m.Type == metrics.Trend, b.columns(m))
 		}
@@ -272,7 +317,7 @@ func parentName(m *Metric) string {
 }
 
 func (b *textBuilder) metricLine(indent int, name string, trend bool, cols []string) {
-	b.entries = append(b.entries, entry{metric: true, indent: indent, name: name, trend: trend, cols: cols})
+	b.entries = append(b.entries, entry{metric: true, indent: indent, name: name, trend: trend, cols: cols, align: b.align})
 }
 
 // columns renders a metric's values as summary columns.
@@ -309,16 +354,36 @@ func (b *textBuilder) columns(m *Metric) []string {
 	return cols
 }
 
+// group renders a group of the full summary: a top-level group as a
+// "█ GROUP:" section, a nested one as "↳ GROUP:" inside its parent; the
+// groups of a level are sorted by name, as in k6.
 func (b *textBuilder) group(g *Group, indent int) {
+	mark := "█"
+	if strings.Count(g.Path, "::") > 1 {
+		mark = "↳"
+	}
+	b.groupAs(g, indent, mark)
+}
+
+// nestedGroup renders g and its groups as "↳ GROUP:" (inside a scenario).
+func (b *textBuilder) nestedGroup(g *Group, indent int) { b.groupAs(g, indent, "↳") }
+
+func (b *textBuilder) groupAs(g *Group, indent int, mark string) {
 	pad := strings.Repeat(" ", indent)
 	b.blank()
-	b.rawf("%s%s", pad, b.color("1", "█ GROUP: "+g.Name))
+	b.rawf("%s%s", pad, b.color("1", mark+" GROUP: "+g.Name))
 	b.blank()
 	b.checks(indent+2, g.Checks, false)
 	b.metricSections(indent+2, g.Metrics)
-	for _, c := range g.Groups {
-		b.group(c, indent+2)
+	for _, c := range sortedGroups(g.Groups) {
+		b.groupAs(c, indent+2, "↳")
 	}
+}
+
+func sortedGroups(gs []*Group) []*Group {
+	out := slices.Clone(gs)
+	slices.SortStableFunc(out, func(x, y *Group) int { return strings.Compare(x.Name, y.Name) })
+	return out
 }
 
 // verdict states plainly which thresholds failed and by how much.
@@ -341,8 +406,11 @@ func (b *textBuilder) verdict() {
 }
 
 func (b *textBuilder) render() string {
-	nameW := 0
-	var trendW, otherW []int
+	type widths struct {
+		name          int
+		trend, others []int
+	}
+	blocks := map[int]*widths{}
 	widen := func(ws []int, cols []string) []int {
 		for i, c := range cols {
 			if i >= len(ws) {
@@ -356,14 +424,21 @@ func (b *textBuilder) render() string {
 		if !e.metric {
 			continue
 		}
-		nameW = max(nameW, e.indent+utf8.RuneCountInString(e.name))
+		w := blocks[e.align]
+		if w == nil {
+			w = &widths{}
+			blocks[e.align] = w
+		}
+		w.name = max(w.name, e.indent+utf8.RuneCountInString(e.name))
+		if e.free {
+			continue
+		}
 		if e.trend {
-			trendW = widen(trendW, e.cols)
+			w.trend = widen(w.trend, e.cols)
 		} else {
-			otherW = widen(otherW, e.cols)
+			w.others = widen(w.others, e.cols)
 		}
 	}
-	nameW += 3
 	var sb strings.Builder
 	for _, e := range b.entries {
 		if !e.metric {
@@ -371,20 +446,22 @@ func (b *textBuilder) render() string {
 			sb.WriteByte('\n')
 			continue
 		}
+		w := blocks[e.align]
+		nameW := w.name + 3
 		sb.WriteString(strings.Repeat(" ", e.indent))
 		sb.WriteString(e.name)
 		sb.WriteString(b.color("2", strings.Repeat(".", nameW-e.indent-utf8.RuneCountInString(e.name))))
 		sb.WriteString(": ")
-		ws := otherW
+		ws := w.others
 		if e.trend {
-			ws = trendW
+			ws = w.trend
 		}
 		for i, c := range e.cols {
 			if i > 0 {
 				sb.WriteByte(' ')
 			}
 			sb.WriteString(b.color("36", c))
-			if i < len(e.cols)-1 {
+			if i < len(e.cols)-1 && i < len(ws) {
 				sb.WriteString(strings.Repeat(" ", ws[i]-utf8.RuneCountInString(c)))
 			}
 		}
