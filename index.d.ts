@@ -159,7 +159,7 @@ export interface SSHConnectOptions {
   knownHostsFile?: string;
   /** Accept any host key. For labs and tests only. */
   insecureSkipHostKeyCheck?: boolean;
-  /** Bound on dial + handshake + first session (default `"30s"`). */
+  /** Bound on joining the tailnet (if not joined yet) + dial + handshake + first session (default `"30s"`). */
   timeout?: Duration;
 }
 

@@ -94,6 +94,7 @@ type Node struct {
 	conns     *connSet     // open TCP connections handed out
 	connected func() int64 // connected TCP endpoints in the stack; set by up
 	quiesceTO time.Duration
+	probeTO   time.Duration // bounds the control server check
 	watchStop context.CancelFunc
 	watchDone chan struct{}
 }
@@ -123,6 +124,7 @@ func New(cfg Config) (*Node, error) {
 		peers:     newPeerIndex(),
 		conns:     newConnSet(),
 		quiesceTO: quiesceTimeout,
+		probeTO:   controlProbeTimeout,
 		srv: &tsnet.Server{
 			Dir:           dir,
 			Store:         new(mem.Store),
@@ -192,6 +194,10 @@ func (n *Node) up(ctx context.Context) (UpInfo, error) {
 	stop := context.AfterFunc(n.closeCtx, cancel)
 	defer stop()
 
+	// A wrong control URL fails here at once, with its cause.
+	if err := probeControl(ctx, n.cfg.ControlURL, n.probeTO); err != nil {
+		return UpInfo{}, fmt.Errorf("tailnet: join %s as %q: %w", n.cfg.ControlURL, n.cfg.Hostname, err)
+	}
 	if err := n.srv.Start(); err != nil {
 		return UpInfo{}, fmt.Errorf("tailnet: start node %q: %w", n.cfg.Hostname, err)
 	}
@@ -244,14 +250,17 @@ func (n *Node) up(ctx context.Context) (UpInfo, error) {
 	return UpInfo{Duration: time.Since(start), HomeDERP: home, IPs: ips}, nil
 }
 
-// waitIPs polls until the node has its netmap and tailnet addresses. When
-// ctx ends first, the error includes the node's health warnings (an
-// invalid auth key shows up there).
+// waitIPs polls until the node has its netmap and tailnet addresses. It
+// fails at once when the control server rejects the auth key; when ctx
+// ends first, the error includes the node's health warnings.
 func (n *Node) waitIPs(ctx context.Context) ([]netip.Addr, error) {
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
 	for {
 		ip4, ip6 := n.srv.TailscaleIPs()
+		if err := n.loginRejected(); err != nil {
+			return nil, err
+		}
 		if ip4.IsValid() || ip6.IsValid() {
 			var ips []netip.Addr
 			for _, ip := range []netip.Addr{ip4, ip6} {
