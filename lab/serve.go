@@ -19,7 +19,7 @@ type ServeOptions struct {
 }
 
 // Serve starts a lab, prints shell exports (TS_CONTROL_URL, TS_AUTHKEY,
-// CDELOAD_LAB_URL, CDELOAD_SSH_USER, CDELOAD_SSH_KEY and, with the Coder
+// CDELOAD_LAB_URL, CDELOAD_LAB_TOKEN, CDELOAD_SSH_USER, CDELOAD_SSH_KEY and, with the Coder
 // simulator, CODER_URL and CODER_SESSION_TOKEN) and the workspaces to out,
 // and runs until ctx ends; then it stops everything, every workspace
 // included.
@@ -49,6 +49,7 @@ func Serve(ctx context.Context, cfg Config, opts ServeOptions, out io.Writer) (e
 	fmt.Fprintf(out, "export TS_CONTROL_URL=%s\n", l.ControlURL())
 	fmt.Fprintf(out, "export TS_AUTHKEY=%s\n", l.AuthKey())
 	fmt.Fprintf(out, "export CDELOAD_LAB_URL=%s\n", l.URL())
+	fmt.Fprintf(out, "export CDELOAD_LAB_TOKEN=%s\n", l.Token())
 	fmt.Fprintf(out, "export CDELOAD_SSH_USER=%s\n", c.User)
 	fmt.Fprintf(out, "export CDELOAD_SSH_KEY=%s\n", keyFile)
 	if l.Coder() != nil {
