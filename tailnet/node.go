@@ -31,7 +31,8 @@ type Config struct {
 	// ephemeral node, which control may forget once it goes away.
 	Persistent bool
 	// Dir is the parent directory for the node's private state directory,
-	// which is created on New and removed on Close. Empty means os.TempDir().
+	// which is created on New and removed on Close. Empty means the
+	// process's directory under os.TempDir(), which RemoveStateDirs removes.
 	Dir string
 	// AdvertiseTags are ACL tags the node asks for (the lab's control uses
 	// them to tell workspaces from load generators).
@@ -109,7 +110,15 @@ func New(cfg Config) (*Node, error) {
 		cfg.Hostname = "cdeload"
 	}
 	cfg.AdvertiseTags = slices.Clone(cfg.AdvertiseTags)
-	dir, err := os.MkdirTemp(cfg.Dir, "cdeload-tailnet-")
+	parent := cfg.Dir
+	if parent == "" {
+		root, err := stateRoot()
+		if err != nil {
+			return nil, fmt.Errorf("tailnet: create state directory: %w", err)
+		}
+		parent = root
+	}
+	dir, err := os.MkdirTemp(parent, "node-")
 	if err != nil {
 		return nil, fmt.Errorf("tailnet: create state directory: %w", err)
 	}
