@@ -33,9 +33,10 @@ func TestRunLeavesNoTailnetStateOnAnyExit(t *testing.T) {
 		t.Errorf("a finished run left tailnet state: %q", left)
 	}
 
-	// A second signal stops at once, without closing the nodes.
+	// A second signal, while teardown runs, stops at once without closing
+	// the nodes.
 	tmp = t.TempDir()
-	p := start(t, []string{"TMPDIR=" + tmp, "ECHO_DURATION=10m"}, "run", "vanishing_lab.js")
+	p := start(t, []string{"TMPDIR=" + tmp, "ECHO_DURATION=10m", "SLOW_TEARDOWN=1"}, "run", "vanishing_lab.js")
 	deadline := time.Now().Add(40 * time.Second)
 	for len((&result{stderr: p.stderr.String()}).msgs("STREAMING ")) == 0 {
 		if time.Now().After(deadline) {
@@ -48,11 +49,21 @@ func TestRunLeavesNoTailnetStateOnAnyExit(t *testing.T) {
 		entries, _ := os.ReadDir(tmp)
 		t.Fatalf("no tailnet state while nodes run (TMPDIR has %v): the test would prove nothing", entries)
 	}
-	for range 2 {
-		if err := p.cmd.Process.Signal(syscall.SIGINT); err != nil {
-			t.Fatal(err)
+	if err := p.cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	for len((&result{stderr: p.stderr.String()}).msgs("TEARDOWN sleeping")) == 0 {
+		if time.Now().After(deadline) {
+			p.cmd.Process.Kill()
+			t.Fatalf("teardown never started:\n%s", p.stderr.String())
 		}
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(50 * time.Millisecond)
+	}
+	if left := tailnetState(t, tmp); len(left) == 0 {
+		t.Fatal("no tailnet state while teardown runs: the test would prove nothing")
+	}
+	if err := p.cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
 	}
 	r = p.wait(t)
 	if r.code != 105 {
