@@ -256,6 +256,21 @@ func (n *Node) up(ctx context.Context) (UpInfo, error) {
 	case <-ctx.Done():
 		return UpInfo{}, fmt.Errorf("tailnet: node %q: wait for netmap: %w", n.cfg.Hostname, ctx.Err())
 	}
+	st, err := lc.StatusWithoutPeers(ctx)
+	if err != nil {
+		return UpInfo{}, fmt.Errorf("tailnet: node %q: status: %w", n.cfg.Hostname, err)
+	}
+	var peerAPIPorts []uint16
+	if st.Self != nil {
+		for _, u := range st.Self.PeerAPIURL {
+			if ap, err := netip.ParseAddrPort(strings.TrimPrefix(u, "http://")); err == nil {
+				peerAPIPorts = append(peerAPIPorts, ap.Port())
+			}
+		}
+	}
+	if err := n.restrictSockets(peerAPIPorts); err != nil {
+		return UpInfo{}, fmt.Errorf("tailnet: node %q: keep outside packets out: %w", n.cfg.Hostname, err)
+	}
 	return UpInfo{Duration: time.Since(start), HomeDERP: home, IPs: ips}, nil
 }
 
@@ -320,6 +335,19 @@ func (n *Node) waitHomeDERP(ctx context.Context) (int, error) {
 		case <-tick.C:
 		}
 	}
+}
+
+// loopbackURL reports whether rawURL's host is a loopback address.
+func loopbackURL(rawURL string) bool {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return false
+	}
+	if u.Hostname() == "localhost" {
+		return true
+	}
+	ip, err := netip.ParseAddr(u.Hostname())
+	return err == nil && ip.IsLoopback()
 }
 
 // upNode returns nil if the node is up, else an error naming op.
