@@ -186,7 +186,11 @@ export interface EchoOptions {
   duration?: Duration;
   /** Send ceil(bytes / bytesPerTick) frames, then stop. */
   bytes?: number;
-  /** Bound on waiting for the last frames after the last send (default `"10s"`). */
+  /**
+   * Bound on waiting for the last frames after the last send, and during the
+   * stream for any frame to come back while some are outstanding (a far end
+   * that stopped answering fails the stream with an error) (default `"10s"`).
+   */
   drainTimeout?: Duration;
 }
 
