@@ -208,6 +208,9 @@ func TestEchoEndsWhenTheServerVanishes(t *testing.T) {
 		s := startLab(t, nil)
 		p := startFreezingProxy(t, s.addr)
 		c := connect(t, p.addr, s.config())
+		if !c.answers(probeTimeout) {
+			t.Fatal("a live server does not answer the keepalive probe: Echo would give up healthy connections")
+		}
 		obs := &triggerObserver{n: 5, fire: make(chan struct{})}
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
