@@ -174,7 +174,7 @@ export interface SSHConnectOptions {
   knownHostsFile?: string;
   /** Accept any host key. For labs and tests only. */
   insecureSkipHostKeyCheck?: boolean;
-  /** Bound on dial + handshake + first session (default `"30s"`). */
+  /** Bound on joining the tailnet (if not joined yet) + dial + handshake + first session (default `"30s"`). */
   timeout?: Duration;
 }
 
@@ -201,7 +201,11 @@ export interface EchoOptions {
   duration?: Duration;
   /** Send ceil(bytes / bytesPerTick) frames, then stop. */
   bytes?: number;
-  /** Bound on waiting for the last frames after the last send (default `"10s"`). */
+  /**
+   * Bound on waiting for the last frames after the last send, and during the
+   * stream for any frame to come back while some are outstanding (a far end
+   * that stopped answering fails the stream with an error) (default `"10s"`).
+   */
   drainTimeout?: Duration;
 }
 

@@ -45,8 +45,8 @@ const labProbeTimeout = 10 * time.Second
 
 // labCoder returns the Coder simulator of the lab at labURL ("" for the
 // embedded lab, started on first use).
-func (r *RootModule) labCoder(ctx context.Context, labURL string) (coderTarget, error) {
-	l, err := r.lab(ctx, labURL)
+func (r *RootModule) labCoder(ctx context.Context, labURL, labToken string) (coderTarget, error) {
+	l, err := r.lab(ctx, labURL, labToken)
 	if err != nil {
 		return coderTarget{}, err
 	}
@@ -64,16 +64,16 @@ func (r *RootModule) labCoder(ctx context.Context, labURL string) (coderTarget, 
 // labURL (CDELOAD_LAB_URL) when its Coder URL is this one, else the lab
 // that answers GET <url>/lab/v1/info (a standalone `cdeload lab` serves its
 // Coder API on its own URL). Anything else is a real Coder deployment.
-func (r *RootModule) resolveCoder(ctx context.Context, t coderTarget, labURL string) coderTarget {
+func (r *RootModule) resolveCoder(ctx context.Context, t coderTarget, labURL, labToken string) coderTarget {
 	same := func(a, b string) bool { return strings.TrimRight(a, "/") == strings.TrimRight(b, "/") }
 	if labURL != "" {
-		if l, err := r.lab(ctx, labURL); err == nil && same(l.info().CoderURL, t.url) {
+		if l, err := r.lab(ctx, labURL, labToken); err == nil && same(l.info().CoderURL, t.url) {
 			t.lab = l
 			return t
 		}
 	}
-	if probeLab(ctx, t.url) {
-		if l, err := r.lab(ctx, strings.TrimRight(t.url, "/")); err == nil && same(l.info().CoderURL, t.url) {
+	if probeLab(ctx, t.url, t.token) {
+		if l, err := r.lab(ctx, strings.TrimRight(t.url, "/"), t.token); err == nil && same(l.info().CoderURL, t.url) {
 			t.lab = l
 		}
 	}
@@ -82,13 +82,14 @@ func (r *RootModule) resolveCoder(ctx context.Context, t coderTarget, labURL str
 
 // probeLab reports whether the server at base answers the lab's info
 // endpoint with a lab's JSON (a real Coder answers 404 or its web UI).
-func probeLab(ctx context.Context, base string) bool {
+func probeLab(ctx context.Context, base, token string) bool {
 	ctx, cancel := context.WithTimeout(ctx, labProbeTimeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(base, "/")+"/lab/v1/info", nil)
 	if err != nil {
 		return false
 	}
+	req.Header.Set("Authorization", "Bearer "+token) // a lab takes its Coder session token
 	c := &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
 	defer c.CloseIdleConnections()
 	resp, err := c.Do(req)
@@ -165,8 +166,9 @@ type coderObj struct {
 	cfg    coder.Config
 	obs    *coderObserver
 
-	labURL string     // CDELOAD_LAB_URL when the object was made
-	kube   *coderKube // the `kubernetes` option (module_kube_coder.go)
+	labURL   string     // CDELOAD_LAB_URL when the object was made
+	labToken string     // its token (see instance.labToken)
+	kube     *coderKube // the `kubernetes` option (module_kube_coder.go)
 
 	mu   sync.Mutex
 	prov *coder.Provider
@@ -221,7 +223,7 @@ func (mi *instance) newCoder(call sobek.ConstructorCall) *sobek.Object {
 	if c.target.url == "" && c.target.token != "" {
 		mi.throw(fmt.Errorf("%s: a Coder token is set but no URL: set the url option or %s", op, envCoderURL))
 	}
-	c.labURL = mi.getenv(envLabURL)
+	c.labURL, c.labToken = mi.getenv(envLabURL), mi.labToken()
 	o := call.This
 	method(o, "createWorkspace", c.jsCreate)
 	method(o, "cleanup", c.jsCleanup)
@@ -243,12 +245,12 @@ func (c *coderObj) provider(ctx context.Context) (*coder.Provider, error) {
 	key := "url=" + t.url
 	if t.url == "" {
 		var err error
-		if t, err = root.labCoder(ctx, c.labURL); err != nil {
+		if t, err = root.labCoder(ctx, c.labURL, c.labToken); err != nil {
 			return nil, err
 		}
 		key = "lab=" + c.labURL
 	} else {
-		t = root.resolveCoder(ctx, t, c.labURL)
+		t = root.resolveCoder(ctx, t, c.labURL, c.labToken)
 	}
 	cfg := c.cfg
 	cfg.URL, cfg.Token, cfg.Observer = t.url, t.token, c.obs

@@ -22,6 +22,7 @@ type kubeProviderObj struct {
 	template *corev1.Pod
 	sshUser  string
 	labURL   string // CDELOAD_LAB_URL when the object was made
+	labToken string // its token (see instance.labToken)
 	obs      *coderObserver
 
 	mu   sync.Mutex
@@ -66,7 +67,7 @@ func (mi *instance) newKubernetes(call sobek.ConstructorCall) *sobek.Object {
 	case image != "":
 		k.template = kube.ImagePod(image)
 	}
-	k.labURL = mi.getenv(envLabURL)
+	k.labURL, k.labToken = mi.getenv(envLabURL), mi.labToken()
 	o := call.This
 	method(o, "createWorkspace", k.jsCreate)
 	method(o, "cleanup", k.jsCleanup)
@@ -134,7 +135,7 @@ func (k *kubeProviderObj) jsCreate(call sobek.FunctionCall) sobek.Value {
 		if k.labURL != "" {
 			// `cdeload lab --kubernetes` runs each pod as one of its
 			// workspaces: its tailnet and SSH credentials apply.
-			if l, err := mi.root.lab(ctx, k.labURL); err == nil {
+			if l, err := mi.root.lab(ctx, k.labURL, k.labToken); err == nil {
 				mi.root.rememberCoderWorkspace(ws.Address, ws.Name, "", coderTarget{lab: l})
 			}
 		}

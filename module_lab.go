@@ -29,6 +29,19 @@ const (
 // envLabURL points the module at a standalone `cdeload lab`.
 const envLabURL = "CDELOAD_LAB_URL"
 
+// envLabToken is the standalone lab's API token, which its info endpoint
+// requires (the lab's Coder session token is accepted as well).
+const envLabToken = "CDELOAD_LAB_TOKEN"
+
+// labToken returns the token for the lab at CDELOAD_LAB_URL:
+// CDELOAD_LAB_TOKEN, else CODER_SESSION_TOKEN.
+func (mi *instance) labToken() string {
+	if t := mi.getenv(envLabToken); t != "" {
+		return t
+	}
+	return mi.getenv(envCoderToken)
+}
+
 // labTarget is a lab the module gets tailnet settings, SSH credentials and
 // workspaces from: the embedded one or a standalone one over HTTP.
 type labTarget interface {
@@ -57,7 +70,7 @@ func (ll *lazyLab) close() error {
 
 // lab returns the lab for labURL ("" for the embedded lab), starting it on
 // first use. The start runs in its own context; ctx bounds only the wait.
-func (r *RootModule) lab(ctx context.Context, labURL string) (labTarget, error) {
+func (r *RootModule) lab(ctx context.Context, labURL, token string) (labTarget, error) {
 	r.mu.Lock()
 	if r.closed {
 		r.mu.Unlock()
@@ -67,7 +80,7 @@ func (r *RootModule) lab(ctx context.Context, labURL string) (labTarget, error) 
 	if !ok {
 		start := func() (labTarget, error) { return r.startEmbeddedLab() }
 		if labURL != "" {
-			start = func() (labTarget, error) { return newRemoteLab(labURL) }
+			start = func() (labTarget, error) { return newRemoteLab(labURL, token) }
 		}
 		ll = &lazyLab{l: newLazy(start)}
 		r.labs[labURL] = ll
@@ -130,6 +143,7 @@ func (e *embeddedLab) close() error {
 // remoteLab is a standalone `cdeload lab` reached through its HTTP API.
 type remoteLab struct {
 	base   string
+	token  string // sent with every request
 	client *http.Client
 	inf    lab.Info
 
@@ -137,12 +151,12 @@ type remoteLab struct {
 	started map[string]struct{} // workspaces this run started and did not stop
 }
 
-func newRemoteLab(raw string) (*remoteLab, error) {
+func newRemoteLab(raw, token string) (*remoteLab, error) {
 	u, err := url.Parse(raw)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("%s=%q: want the lab's base URL, e.g. http://127.0.0.1:7070", envLabURL, raw)
 	}
-	rl := &remoteLab{base: strings.TrimRight(raw, "/"), client: &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()},
+	rl := &remoteLab{base: strings.TrimRight(raw, "/"), token: token, client: &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()},
 		started: map[string]struct{}{}}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -222,6 +236,9 @@ func (rl *remoteLab) do(ctx context.Context, method, path string, in, out any, w
 	if in != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	if rl.token != "" {
+		req.Header.Set("Authorization", "Bearer "+rl.token)
+	}
 	resp, err := rl.client.Do(req)
 	if err != nil {
 		return err
@@ -276,9 +293,9 @@ func (mi *instance) labStartWorkspace(call sobek.FunctionCall) sobek.Value {
 	if name == "" {
 		name = mi.root.nextName("cdeload")
 	}
-	labURL := mi.getenv(envLabURL)
+	labURL, token := mi.getenv(envLabURL), mi.labToken()
 	return mi.async(op+"("+quote(name)+")", func(ctx context.Context) (toJS, error) {
-		t, err := mi.root.lab(ctx, labURL)
+		t, err := mi.root.lab(ctx, labURL, token)
 		if err != nil {
 			return nil, err
 		}
@@ -314,9 +331,9 @@ func (mi *instance) labStopWorkspace(call sobek.FunctionCall) sobek.Value {
 	if err != nil {
 		mi.throw(fmt.Errorf("%s(name): name %s: %w", op, describe(call.Argument(0)), err))
 	}
-	labURL := mi.getenv(envLabURL)
+	labURL, token := mi.getenv(envLabURL), mi.labToken()
 	return mi.async(op+"("+quote(name)+")", func(ctx context.Context) (toJS, error) {
-		t, err := mi.root.lab(ctx, labURL)
+		t, err := mi.root.lab(ctx, labURL, token)
 		if err != nil {
 			return nil, err
 		}

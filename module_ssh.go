@@ -122,8 +122,16 @@ func (mi *instance) connect(ctx context.Context, e *emitter, o sshOpts) (*sshSes
 	if a, ok := mi.root.coderHost(o.host); ok {
 		return mi.connectCoder(ctx, e, o, a) // the workspace's own deployment tailnet
 	}
-	r, err := o.net.upAndReport(ctx, e)
+	// The timeout covers joining the tailnet too (bounded as well by the
+	// Tailnet's own timeout): a join that cannot succeed fails with its
+	// cause, not after minutes.
+	cctx, cancel := context.WithTimeout(ctx, o.timeout)
+	defer cancel()
+	r, err := o.net.upAndReport(cctx, e)
 	if err != nil {
+		if cctx.Err() != nil && ctx.Err() == nil {
+			return nil, fmt.Errorf("not connected within the timeout %v: %w", o.timeout, err)
+		}
 		return nil, err
 	}
 	if r.src, err = mi.root.labForHost(r.src, o.host); err != nil {
@@ -157,8 +165,6 @@ func (mi *instance) connect(ctx context.Context, e *emitter, o sshOpts) (*sshSes
 		return nil, errors.New("set one of the options hostKey, knownHostsFile or insecureSkipHostKeyCheck (the target is not a lab workspace)")
 	}
 	cfg.Timeout = o.timeout
-	cctx, cancel := context.WithTimeout(ctx, o.timeout)
-	defer cancel()
 	start := time.Now()
 	conn, dinfo, err := r.node.Dial(cctx, "tcp", net.JoinHostPort(o.host, strconv.Itoa(int(o.port))))
 	if err != nil {

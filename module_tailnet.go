@@ -33,6 +33,7 @@ const (
 type tailnetOpts struct {
 	controlURL, authKey string // from the options or TS_CONTROL_URL / TS_AUTHKEY
 	labURL              string // CDELOAD_LAB_URL when controlURL is empty
+	labToken            string // its token (see instance.labToken)
 	hostname            string
 	shared              bool
 	derpOnly            bool
@@ -104,7 +105,7 @@ func (mi *instance) makeTailnet(op string, options sobek.Value) *tailnetObj {
 		if o.authKey != "" {
 			mi.throw(fmt.Errorf("%s: authKey (or %s) is set but no controlURL (or %s): set both, or neither to use the lab", op, envAuthKey, envControlURL))
 		}
-		o.labURL = mi.getenv(envLabURL)
+		o.labURL, o.labToken = mi.getenv(envLabURL), mi.labToken()
 	}
 	if o.derpOnly {
 		// DERP-only is a process-wide tailscale knob read when a node
@@ -157,7 +158,7 @@ func (t *tailnetObj) resolve(ctx context.Context) (tailnetSource, error) {
 	if t.opts.controlURL != "" {
 		return tailnetSource{controlURL: t.opts.controlURL, authKey: t.opts.authKey}, nil
 	}
-	l, err := t.mi.root.lab(ctx, t.opts.labURL)
+	l, err := t.mi.root.lab(ctx, t.opts.labURL, t.opts.labToken)
 	if err != nil {
 		return tailnetSource{}, err
 	}

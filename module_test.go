@@ -349,7 +349,7 @@ export default async function () {
   report(TEST, 'dup', msg);
   await lab.stopWorkspace(ws.name);
 }
-`, map[string]string{envLabURL: l.URL()})
+`, map[string]string{envLabURL: l.URL(), envLabToken: l.Token()})
 	var run struct{ Stdout string }
 	r.report("run", &run)
 	if run.Stdout != "remote\n" {

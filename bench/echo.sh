@@ -137,6 +137,9 @@ until grep -q '^# serving' "$WORK/lab.out" 2>/dev/null; do
   sleep 0.5
 done
 LAB_URL="$(sed -n 's/^export CDELOAD_LAB_URL=//p' "$WORK/lab.out")"
+# The lab's info (its secrets) needs its token, for the baseline and cdeload.
+CDELOAD_LAB_TOKEN="$(sed -n 's/^export CDELOAD_LAB_TOKEN=//p' "$WORK/lab.out")"
+export CDELOAD_LAB_TOKEN
 curl -fsS "$LAB_URL/lab/v1/workspaces" | jq -c '[.workspaces | sort_by(.name)[] | .address]' >"$WORK/hosts.json"
 nws="$(jq length "$WORK/hosts.json")"
 echo "lab ready at $LAB_URL: $nws workspaces in $((SECONDS - lab_t0)) s (RSS $(awk '/VmRSS/ {printf "%d MB", $2/1024}' /proc/$LAB_PID/status))" >&2

@@ -58,6 +58,12 @@ const startTimeout = 2 * time.Minute
 
 func (l *Lab) routes() {
 	l.mux.HandleFunc("GET /lab/v1/info", func(w http.ResponseWriter, r *http.Request) {
+		if !l.authorized(r) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="cdeload lab"`)
+			writeError(w, http.StatusUnauthorized, errors.New("the lab's info holds its secrets: send the lab's token "+
+				"(CDELOAD_LAB_TOKEN, printed by cdeload lab) as \"Authorization: Bearer <token>\""))
+			return
+		}
 		writeJSON(w, http.StatusOK, l.Info())
 	})
 	l.mux.HandleFunc("GET /lab/v1/coder/agents/{id}", func(w http.ResponseWriter, r *http.Request) {
@@ -77,7 +83,7 @@ func (l *Lab) routes() {
 	l.mux.HandleFunc("GET /lab/v1/workspaces", func(w http.ResponseWriter, r *http.Request) {
 		out := []WorkspaceInfo{}
 		for _, ws := range l.Workspaces.List() {
-			out = append(out, l.info(ws))
+			out = append(out, l.infoFor(r, ws))
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"workspaces": out})
 	})
@@ -87,7 +93,7 @@ func (l *Lab) routes() {
 			writeError(w, http.StatusNotFound, fmt.Errorf("workspace %q not found", r.PathValue("name")))
 			return
 		}
-		writeJSON(w, http.StatusOK, l.info(ws))
+		writeJSON(w, http.StatusOK, l.infoFor(r, ws))
 	})
 	l.mux.HandleFunc("DELETE /lab/v1/workspaces/{name}", l.handleDelete)
 }
@@ -99,6 +105,16 @@ func (l *Lab) Info() Info {
 	return Info{ControlURL: l.ControlURL(), AuthKey: l.AuthKey(), User: c.User,
 		PrivateKeyPEM: string(c.PrivateKeyPEM), HostKey: c.HostKeyLine(),
 		CoderURL: l.CoderURL(), CoderSessionToken: l.CoderToken()}
+}
+
+// infoFor is ws's info for the client of r: without the SSH private key
+// unless r carries the lab's token.
+func (l *Lab) infoFor(r *http.Request, ws *workspaces.Workspace) WorkspaceInfo {
+	inf := l.info(ws)
+	if !l.authorized(r) {
+		inf.PrivateKeyPEM = ""
+	}
+	return inf
 }
 
 func (l *Lab) info(ws *workspaces.Workspace) WorkspaceInfo {
@@ -131,7 +147,7 @@ func (l *Lab) handleCreate(w http.ResponseWriter, r *http.Request) {
 	case err != nil:
 		writeError(w, http.StatusInternalServerError, err)
 	default:
-		writeJSON(w, http.StatusCreated, l.info(ws))
+		writeJSON(w, http.StatusCreated, l.infoFor(r, ws))
 	}
 }
 

@@ -143,7 +143,7 @@ func TestCoderWorkspaceIsReachableOverTheLabTailnet(t *testing.T) {
 		t.Fatalf("agent lookup = %+v, want %s at %s", ag, ws.Name, ws.Address)
 	}
 	var info lab.Info
-	do(t, "GET", l.URL()+"/lab/v1/info", "", 200, &info)
+	doAs(t, l.CoderToken(), "GET", l.URL()+"/lab/v1/info", "", 200, &info) // the Coder token is the lab's too
 	if info.CoderURL != l.CoderURL() || info.CoderSessionToken != l.CoderToken() {
 		t.Fatalf("info = %+v", info)
 	}

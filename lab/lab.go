@@ -12,7 +12,7 @@
 //
 // HTTP API (JSON; unknown fields are rejected):
 //
-//	GET    /lab/v1/info                 Info
+//	GET    /lab/v1/info                 Info; needs the lab's token (401 without)
 //	POST   /lab/v1/workspaces {"name"}  201 Workspace (409 if the name is taken)
 //	GET    /lab/v1/workspaces           {"workspaces": [Workspace...]}
 //	GET    /lab/v1/workspaces/{name}    Workspace
@@ -21,16 +21,22 @@
 //
 // where Info is {controlURL, authKey, user, privateKeyPEM, hostKey,
 // coderURL, coderSessionToken} and Workspace is {name, address, sshAddress,
-// user, privateKeyPEM, hostKey, knownHosts}.
+// user, privateKeyPEM, hostKey, knownHosts}. The lab's token ([Lab.Token],
+// or its Coder session token) goes in "Authorization: Bearer <token>" or
+// "Coder-Session-Token: <token>"; without it, workspaces come without
+// privateKeyPEM, so that other users of the machine learn no secret.
 package lab
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/subtle"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/cdeload/cdeload/lab/coderbackend"
@@ -82,6 +88,7 @@ type Lab struct {
 	// Workspaces owns the simulated workspaces.
 	Workspaces *workspaces.Manager
 
+	token   string // required by GET /lab/v1/info
 	mux     *http.ServeMux
 	ln      net.Listener
 	http    *http.Server
@@ -142,7 +149,7 @@ func Start(ctx context.Context, cfg Config) (*Lab, error) {
 		tl.Close()
 		return nil, err
 	}
-	l := &Lab{Tailnet: tl, Workspaces: mgr, mux: http.NewServeMux(), ln: ln}
+	l := &Lab{Tailnet: tl, Workspaces: mgr, mux: http.NewServeMux(), ln: ln, token: "cdeload-lab-" + rand.Text()}
 	if cfg.Kubernetes != nil {
 		if err := l.startKubernetes(ctx, cfg.Kubernetes); err != nil {
 			ln.Close()
@@ -228,6 +235,26 @@ func (l *Lab) CoderToken() string {
 		return ""
 	}
 	return l.coder.AdminToken
+}
+
+// Token is the lab's API token (CDELOAD_LAB_TOKEN), which GET /lab/v1/info
+// requires; the Coder session token is accepted as well.
+func (l *Lab) Token() string { return l.token }
+
+// authorized reports whether r carries the lab's token or its Coder
+// session token.
+func (l *Lab) authorized(r *http.Request) bool {
+	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !ok {
+		got = r.Header.Get("Coder-Session-Token")
+	}
+	if got == "" {
+		return false
+	}
+	same := func(want string) bool {
+		return want != "" && subtle.ConstantTimeCompare([]byte(got), []byte(want)) == 1
+	}
+	return same(l.token) || same(l.CoderToken())
 }
 
 // ControlURL is the tailnet control server's URL (TS_CONTROL_URL).

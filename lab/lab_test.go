@@ -24,7 +24,16 @@ func TestMain(m *testing.M) { os.Exit(egressguard.Run(m.Run)) }
 
 func do(t *testing.T, method, url, body string, wantCode int, out any) {
 	t.Helper()
+	doAs(t, "", method, url, body, wantCode, out)
+}
+
+// doAs is do with token as the bearer token ("" for none).
+func doAs(t *testing.T, token, method, url, body string, wantCode int, out any) {
+	t.Helper()
 	req, _ := http.NewRequest(method, url, strings.NewReader(body))
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -51,23 +60,30 @@ func TestHTTPAPIHandsOutWorkingCredentials(t *testing.T) {
 	defer l.Close()
 	base := l.URL() + "/lab/v1"
 
+	// Without the lab's token: no secrets.
+	var e struct{ Error string }
+	do(t, "GET", base+"/info", "", 401, &e)
+	if !strings.Contains(e.Error, "CDELOAD_LAB_TOKEN") {
+		t.Errorf("401 answer %q does not say which token to send", e.Error)
+	}
+	doAs(t, "wrong-token", "GET", base+"/info", "", 401, nil)
+	var list struct{ Workspaces []lab.WorkspaceInfo }
+	do(t, "GET", base+"/workspaces", "", 200, &list)
+	if len(list.Workspaces) != 2 || list.Workspaces[0].Name != "ws-000" || list.Workspaces[0].PrivateKeyPEM != "" {
+		t.Fatalf("pre-started workspaces without the token = %+v, want two without privateKeyPEM", list.Workspaces)
+	}
+
 	var info lab.Info
-	do(t, "GET", base+"/info", "", 200, &info)
+	doAs(t, l.Token(), "GET", base+"/info", "", 200, &info)
 	if info.ControlURL != l.ControlURL() || info.AuthKey == "" || info.User != "coder" {
 		t.Fatalf("info = %+v", info)
 	}
-	var list struct{ Workspaces []lab.WorkspaceInfo }
-	do(t, "GET", base+"/workspaces", "", 200, &list)
-	if len(list.Workspaces) != 2 || list.Workspaces[0].Name != "ws-000" {
-		t.Fatalf("pre-started workspaces = %+v", list.Workspaces)
-	}
 	var ws lab.WorkspaceInfo
-	do(t, "POST", base+"/workspaces", `{"name":"api-ws"}`, 201, &ws)
+	doAs(t, l.Token(), "POST", base+"/workspaces", `{"name":"api-ws"}`, 201, &ws)
 	if ws.Name != "api-ws" || !strings.HasPrefix(ws.Address, "100.64.") || ws.SSHAddress != ws.Address+":22" {
 		t.Fatalf("created %+v", ws)
 	}
 	do(t, "POST", base+"/workspaces", `{"name":"api-ws"}`, 409, nil)
-	var e struct{ Error string }
 	do(t, "POST", base+"/workspaces", `{"name":"x","cpu":2}`, 400, &e)
 	if !strings.Contains(e.Error, "cpu") {
 		t.Fatalf("unknown key error %q does not name the key", e.Error)

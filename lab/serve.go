@@ -24,7 +24,7 @@ type ServeOptions struct {
 }
 
 // Serve starts a lab, prints shell exports (TS_CONTROL_URL, TS_AUTHKEY,
-// CDELOAD_LAB_URL, CDELOAD_SSH_USER, CDELOAD_SSH_KEY and, with the Coder
+// CDELOAD_LAB_URL, CDELOAD_LAB_TOKEN, CDELOAD_SSH_USER, CDELOAD_SSH_KEY and, with the Coder
 // simulator, CODER_URL and CODER_SESSION_TOKEN) and the workspaces to out,
 // and runs until ctx ends; then it stops everything, every workspace
 // included.
@@ -58,9 +58,6 @@ func Serve(ctx context.Context, cfg Config, opts ServeOptions, out io.Writer) (e
 	if l.Coder() != nil {
 		fmt.Fprintf(out, "# Coder admin: %s / %s (template \"kubernetes\")\n", l.Coder().AdminEmail, l.Coder().AdminPassword)
 	}
-	if ns := l.KubernetesNamespace(); ns != "" {
-		fmt.Fprintf(out, "export CDELOAD_K8S_NAMESPACE=%s\n", ns)
-	}
 	fmt.Fprintf(out, "# workspace host key: %s\n", c.HostKeyLine())
 	for _, ws := range l.Workspaces.List() {
 		fmt.Fprintf(out, "# workspace %s %s\n", ws.Name(), ws.SSHAddr())
@@ -88,11 +85,15 @@ func shellExports(l *Lab, keyFile string) []byte {
 	fmt.Fprintf(&b, "export TS_CONTROL_URL=%s\n", l.ControlURL())
 	fmt.Fprintf(&b, "export TS_AUTHKEY=%s\n", l.AuthKey())
 	fmt.Fprintf(&b, "export CDELOAD_LAB_URL=%s\n", l.URL())
+	fmt.Fprintf(&b, "export CDELOAD_LAB_TOKEN=%s\n", l.Token())
 	fmt.Fprintf(&b, "export CDELOAD_SSH_USER=%s\n", l.Credentials().User)
 	fmt.Fprintf(&b, "export CDELOAD_SSH_KEY=%s\n", keyFile)
 	if l.Coder() != nil {
 		fmt.Fprintf(&b, "export CODER_URL=%s\n", l.CoderURL())
 		fmt.Fprintf(&b, "export CODER_SESSION_TOKEN=%s\n", l.CoderToken())
+	}
+	if ns := l.KubernetesNamespace(); ns != "" {
+		fmt.Fprintf(&b, "export CDELOAD_K8S_NAMESPACE=%s\n", ns)
 	}
 	return b.Bytes()
 }

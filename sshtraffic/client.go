@@ -85,6 +85,9 @@ type Client struct {
 	connDone chan struct{}
 	connErr  error // set before connDone is closed
 	closed   sync.Once
+
+	abandonMu sync.Mutex
+	abandoned error // why abandon closed the connection
 }
 
 func (cfg *ClientConfig) validate() error {
@@ -398,8 +401,44 @@ func (c *Client) Close() error {
 	return err
 }
 
+// answers reports whether the server answers a keepalive request within d
+// (a refusal is an answer).
+func (c *Client) answers(d time.Duration) bool {
+	res := make(chan error, 1)
+	go func() {
+		_, _, err := c.ssh.SendRequest("keepalive@openssh.com", true, nil)
+		res <- err // ends at the latest when the connection closes
+	}()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case err := <-res:
+		return err == nil
+	case <-t.C:
+		return false
+	}
+}
+
+// abandon closes the underlying connection of a server that stopped
+// answering, which ends every call blocked on it; why explains the loss in
+// later errors.
+func (c *Client) abandon(why error) {
+	c.abandonMu.Lock()
+	if c.abandoned == nil {
+		c.abandoned = why
+	}
+	c.abandonMu.Unlock()
+	c.conn.Close()
+}
+
 // connLost returns a non-nil error if the SSH connection has ended.
 func (c *Client) connLost() error {
+	c.abandonMu.Lock()
+	abandoned := c.abandoned
+	c.abandonMu.Unlock()
+	if abandoned != nil {
+		return fmt.Errorf("ssh connection lost: %w", abandoned)
+	}
 	select {
 	case <-c.connDone:
 		if c.connErr != nil {

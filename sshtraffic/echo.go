@@ -18,6 +18,10 @@ const (
 	// (Linux drops input beyond 4095 bytes per line).
 	maxCookedFrame = 4096
 	maxEchoStderr  = 64 << 10
+	// probeTimeout bounds the wait for the server's answer to a keepalive
+	// request when a stream's goroutines did not end after its session was
+	// closed.
+	probeTimeout = 2 * time.Second
 )
 
 // ErrDrainTimeout is returned (wrapped) by Echo and EchoStream when the
@@ -191,14 +195,28 @@ func (c *Client) Echo(ctx context.Context, cfg EchoConfig, obs Observer) (EchoRe
 	stopClose := context.AfterFunc(ctx, func() { s.Close() })
 	err = se.run(ctx, e)
 	stopClose()
-	s.Close()
-	e.wg.Wait()
+	c.endStream(s, e)
 	res := e.stop()
 	if err != nil && ctx.Err() == nil {
 		res.Errors = 1
 		obs.OnError(err)
 	}
 	return res, err
+}
+
+// endStream closes the echo session and waits for the stream's reader and
+// writer. When the far end vanished, closing the session does not unblock
+// them (the channel ends only when the server confirms the close): after
+// AbortGrace the connection is probed, and closed if the server does not
+// answer within probeTimeout, which ends them. Echo thus returns in bounded
+// time whatever the connection does.
+func (c *Client) endStream(s *ssh.Session, e *engine) {
+	go s.Close() // the close message may wait behind a blocked write
+	if e.waitGoroutines(AbortGrace) || c.answers(probeTimeout) {
+		return
+	}
+	c.abandon(fmt.Errorf("the server did not answer within %v", probeTimeout))
+	e.waitGoroutines(AbortGrace)
 }
 
 // sshEcho is the SSH side of Echo: the session, its command and its exit.
@@ -226,8 +244,10 @@ func (se *sshEcho) run(ctx context.Context, e *engine) error {
 	err = e.run(ctx, sessionStream{stdout, stdin}, hooks{
 		// EOF on stdin: cat exits once it has echoed everything.
 		closeWrite: stdin.Close,
-		abort:      func() { se.s.Close() },
-		farEnd:     se.farEndError,
+		// The close message may wait behind a write blocked by a far end
+		// that stopped answering: endStream bounds that wait.
+		abort:  func() { go se.s.Close() },
+		farEnd: se.farEndError,
 	})
 	if err != nil || se.cfg.PTY {
 		// A pty does not pass EOF on to the command: nothing more to wait

@@ -24,8 +24,10 @@ type StreamConfig struct {
 	// TotalBytes ends the stream once ceil(TotalBytes/BytesPerTick) frames
 	// have been sent (missed ticks do not count toward it).
 	TotalBytes int64
-	// DrainTimeout bounds the wait for the warm-up frame and, after the
-	// last send, for outstanding frames. 0 means DefaultDrainTimeout.
+	// DrainTimeout bounds the wait for the warm-up frame, for outstanding
+	// frames after the last send, and during the schedule for any frame to
+	// come back while some are outstanding (a far end that stopped
+	// answering). 0 means DefaultDrainTimeout.
 	DrainTimeout time.Duration
 	// NoWarmup skips the warm-up frame (see EchoResult.Warmup).
 	NoWarmup bool
@@ -51,10 +53,10 @@ type StreamConfig struct {
 	CloseWrite func() error
 	// Close, if set, is called when the stream ends early (ctx ended or the
 	// stream failed) to unblock a Read or Write in progress, typically by
-	// closing the stream; EchoStream then waits for its goroutines. Without
-	// it EchoStream returns at once, and a goroutine still blocked in a
-	// Read or Write of the stream ends when that call returns, without
-	// touching the result or the observer.
+	// closing the stream; EchoStream then waits for its goroutines, at most
+	// AbortGrace. Without it EchoStream returns at once. A goroutine still
+	// blocked in a Read or Write of the stream ends when that call returns,
+	// without touching the result or the observer.
 	Close func() error
 }
 
@@ -108,9 +110,15 @@ func (cfg *StreamConfig) normalize() error {
 // The error is nil when every frame came back intact. Otherwise it wraps
 // ErrFarEndClosed (rw's Read or Write failed or reached EOF first, the
 // cause is wrapped as well), ErrBadFrame (echoed data corrupt or out of
-// order), ErrDrainTimeout, or ctx's error when ctx ended the stream (which
-// is not reported to OnError). A configuration error is returned before
-// anything is written.
+// order), ErrDrainTimeout (also when no frame came back for DrainTimeout
+// during the schedule: the far end stopped answering), or ctx's error when
+// ctx ended the stream (which is not reported to OnError). A configuration
+// error is returned before anything is written.
+//
+// EchoStream returns within DrainTimeout (plus AbortGrace when cfg.Close
+// is set) after the end of the schedule or after the far end stopped
+// answering, and within AbortGrace after ctx ended, whatever rw does: a
+// Read or Write that cfg.Close does not unblock is left behind.
 func EchoStream(ctx context.Context, rw io.ReadWriter, cfg StreamConfig, obs Observer) (EchoResult, error) {
 	if obs == nil {
 		obs = nopObserver{}
@@ -126,7 +134,7 @@ func EchoStream(ctx context.Context, rw io.ReadWriter, cfg StreamConfig, obs Obs
 	err = e.run(ctx, rw, hooks{closeWrite: cfg.CloseWrite, abort: abort})
 	switch {
 	case err != nil && abort != nil:
-		e.wg.Wait()
+		e.waitGoroutines(AbortGrace)
 	case err == nil:
 		select {
 		case <-e.readerExit:
@@ -141,6 +149,30 @@ func EchoStream(ctx context.Context, rw io.ReadWriter, cfg StreamConfig, obs Obs
 		obs.OnError(err)
 	}
 	return res, err
+}
+
+// AbortGrace is how long a stream that ended early waits for its reader and
+// writer to return once its transport was told to close (StreamConfig.Close,
+// or the SSH session closed). A transport whose far end vanished may never
+// unblock them: the stream then returns without them.
+const AbortGrace = time.Second
+
+// waitGoroutines waits up to d for the reader and writer to return and
+// reports whether they did.
+func (e *engine) waitGoroutines(d time.Duration) bool {
+	done := make(chan struct{})
+	go func() {
+		e.wg.Wait()
+		close(done)
+	}()
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-done:
+		return true
+	case <-t.C:
+		return false
+	}
 }
 
 // unblockReader ends a Read left waiting for a frame the schedule never
@@ -271,6 +303,32 @@ func (e *engine) run(ctx context.Context, rw io.ReadWriter, h hooks) error {
 	return err
 }
 
+// stallWatch follows the frames coming back during the schedule, to notice
+// a far end that stopped answering.
+type stallWatch struct {
+	back  int64     // frames (and second copies) back at the last check
+	since time.Time // when the current wait for a frame was first seen; zero if none outstanding
+}
+
+// stalled reports an error when frames have been outstanding and none has
+// come back for at least DrainTimeout. It is called periodically, so the
+// stream fails at most one period after that.
+func (e *engine) stalled(w *stallWatch, now time.Time) error {
+	back := e.framesRecv.Load() + e.dups.Load()
+	switch {
+	case e.complete():
+		w.since = time.Time{}
+	case w.since.IsZero() || back != w.back:
+		w.since = now
+	case now.Sub(w.since) >= e.cfg.DrainTimeout:
+		sent, recv := e.framesSent.Load(), e.framesRecv.Load()
+		return fmt.Errorf("echo: no frame came back for %v with %d of %d frames outstanding (the far end stopped answering): %w",
+			e.cfg.DrainTimeout, sent-recv, sent, ErrDrainTimeout)
+	}
+	w.back = back
+	return nil
+}
+
 // wait follows the stream until every frame is back or it fails.
 func (e *engine) wait(ctx context.Context, readerDone, writerDone <-chan error) error {
 	writing := true
@@ -278,13 +336,21 @@ func (e *engine) wait(ctx context.Context, readerDone, writerDone <-chan error) 
 	var drainC <-chan time.Time
 	warmTimer := time.NewTimer(e.cfg.DrainTimeout)
 	warmC, warmed := warmTimer.C, e.warmed
+	// During the schedule, a far end that stops answering is noticed
+	// within DrainTimeout and a quarter (after the schedule, the drain
+	// timer bounds the wait).
+	stallCheck := time.NewTicker(max(e.cfg.DrainTimeout/4, time.Millisecond))
+	stallC := stallCheck.C
+	var stall stallWatch
+	var closeWriteDone chan error
 	defer func() {
+		stallCheck.Stop()
 		warmTimer.Stop()
 		if drain != nil {
 			drain.Stop()
 		}
 	}()
-	for writing || !e.complete() {
+	for writing || !e.complete() || closeWriteDone != nil {
 		select {
 		case <-warmed:
 			warmTimer.Stop()
@@ -299,16 +365,26 @@ func (e *engine) wait(ctx context.Context, readerDone, writerDone <-chan error) 
 				return e.farEnd(werr)
 			}
 			writing = false
+			stallCheck.Stop()
+			stallC = nil
 			e.drainEnd = time.Now().Add(e.cfg.DrainTimeout)
 			drain = time.NewTimer(e.cfg.DrainTimeout)
 			drainC = drain.C
 			if e.h.closeWrite != nil {
-				if err := e.h.closeWrite(); err != nil {
-					if ctx.Err() != nil {
-						return fmt.Errorf("echo: %w", ctx.Err())
-					}
-					return e.farEnd(fmt.Errorf("end input: %w", err))
+				// Asynchronously: the transport may block it (a far end
+				// that stopped answering), and the drain timer bounds
+				// the wait.
+				ch := make(chan error, 1)
+				closeWriteDone = ch
+				go func() { ch <- e.h.closeWrite() }()
+			}
+		case err := <-closeWriteDone:
+			closeWriteDone = nil
+			if err != nil {
+				if ctx.Err() != nil {
+					return fmt.Errorf("echo: %w", ctx.Err())
 				}
+				return e.farEnd(fmt.Errorf("end input: %w", err))
 			}
 		case rerr := <-readerDone:
 			readerDone = nil
@@ -323,8 +399,15 @@ func (e *engine) wait(ctx context.Context, readerDone, writerDone <-chan error) 
 			}
 			return e.farEnd(rerr)
 		case <-e.progress:
+		case now := <-stallC:
+			if err := e.stalled(&stall, now); err != nil {
+				return err
+			}
 		case <-drainC:
 			sent, recv := e.framesSent.Load(), e.framesRecv.Load()
+			if e.complete() {
+				return e.farEnd(fmt.Errorf("end input: not done after %v: %w", e.cfg.DrainTimeout, ErrDrainTimeout))
+			}
 			if recv < sent {
 				return fmt.Errorf("echo: %d of %d frames missing after %v: %w", sent-recv, sent, e.cfg.DrainTimeout, ErrDrainTimeout)
 			}

@@ -34,3 +34,11 @@ func HasOutboundDrainer(n *Node) bool {
 	ns, _ := n.srv.Sys().Netstack.GetOK()
 	return outboundDrainer(ns) != nil
 }
+
+// SetProbeTimeout sets how long n's Up waits for the control server to
+// answer its first request.
+func SetProbeTimeout(n *Node, d time.Duration) {
+	n.mu.Lock()
+	n.probeTO = d
+	n.mu.Unlock()
+}

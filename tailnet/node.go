@@ -31,7 +31,8 @@ type Config struct {
 	// ephemeral node, which control may forget once it goes away.
 	Persistent bool
 	// Dir is the parent directory for the node's private state directory,
-	// which is created on New and removed on Close. Empty means os.TempDir().
+	// which is created on New and removed on Close. Empty means the
+	// process's directory under os.TempDir(), which RemoveStateDirs removes.
 	Dir string
 	// AdvertiseTags are ACL tags the node asks for (the lab's control uses
 	// them to tell workspaces from load generators).
@@ -94,6 +95,7 @@ type Node struct {
 	conns     *connSet     // open TCP connections handed out
 	connected func() int64 // connected TCP endpoints in the stack; set by up
 	quiesceTO time.Duration
+	probeTO   time.Duration // bounds the control server check
 	watchStop context.CancelFunc
 	watchDone chan struct{}
 }
@@ -108,7 +110,15 @@ func New(cfg Config) (*Node, error) {
 		cfg.Hostname = "cdeload"
 	}
 	cfg.AdvertiseTags = slices.Clone(cfg.AdvertiseTags)
-	dir, err := os.MkdirTemp(cfg.Dir, "cdeload-tailnet-")
+	parent := cfg.Dir
+	if parent == "" {
+		root, err := stateRoot()
+		if err != nil {
+			return nil, fmt.Errorf("tailnet: create state directory: %w", err)
+		}
+		parent = root
+	}
+	dir, err := os.MkdirTemp(parent, "node-")
 	if err != nil {
 		return nil, fmt.Errorf("tailnet: create state directory: %w", err)
 	}
@@ -123,6 +133,7 @@ func New(cfg Config) (*Node, error) {
 		peers:     newPeerIndex(),
 		conns:     newConnSet(),
 		quiesceTO: quiesceTimeout,
+		probeTO:   controlProbeTimeout,
 		srv: &tsnet.Server{
 			Dir:           dir,
 			Store:         new(mem.Store),
@@ -192,6 +203,10 @@ func (n *Node) up(ctx context.Context) (UpInfo, error) {
 	stop := context.AfterFunc(n.closeCtx, cancel)
 	defer stop()
 
+	// A wrong control URL fails here at once, with its cause.
+	if err := probeControl(ctx, n.cfg.ControlURL, n.probeTO); err != nil {
+		return UpInfo{}, fmt.Errorf("tailnet: join %s as %q: %w", n.cfg.ControlURL, n.cfg.Hostname, err)
+	}
 	if err := n.srv.Start(); err != nil {
 		return UpInfo{}, fmt.Errorf("tailnet: start node %q: %w", n.cfg.Hostname, err)
 	}
@@ -241,17 +256,35 @@ func (n *Node) up(ctx context.Context) (UpInfo, error) {
 	case <-ctx.Done():
 		return UpInfo{}, fmt.Errorf("tailnet: node %q: wait for netmap: %w", n.cfg.Hostname, ctx.Err())
 	}
+	st, err := lc.StatusWithoutPeers(ctx)
+	if err != nil {
+		return UpInfo{}, fmt.Errorf("tailnet: node %q: status: %w", n.cfg.Hostname, err)
+	}
+	var peerAPIPorts []uint16
+	if st.Self != nil {
+		for _, u := range st.Self.PeerAPIURL {
+			if ap, err := netip.ParseAddrPort(strings.TrimPrefix(u, "http://")); err == nil {
+				peerAPIPorts = append(peerAPIPorts, ap.Port())
+			}
+		}
+	}
+	if err := n.restrictSockets(peerAPIPorts); err != nil {
+		return UpInfo{}, fmt.Errorf("tailnet: node %q: keep outside packets out: %w", n.cfg.Hostname, err)
+	}
 	return UpInfo{Duration: time.Since(start), HomeDERP: home, IPs: ips}, nil
 }
 
-// waitIPs polls until the node has its netmap and tailnet addresses. When
-// ctx ends first, the error includes the node's health warnings (an
-// invalid auth key shows up there).
+// waitIPs polls until the node has its netmap and tailnet addresses. It
+// fails at once when the control server rejects the auth key; when ctx
+// ends first, the error includes the node's health warnings.
 func (n *Node) waitIPs(ctx context.Context) ([]netip.Addr, error) {
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
 	for {
 		ip4, ip6 := n.srv.TailscaleIPs()
+		if err := n.loginRejected(); err != nil {
+			return nil, err
+		}
 		if ip4.IsValid() || ip6.IsValid() {
 			var ips []netip.Addr
 			for _, ip := range []netip.Addr{ip4, ip6} {
@@ -302,6 +335,19 @@ func (n *Node) waitHomeDERP(ctx context.Context) (int, error) {
 		case <-tick.C:
 		}
 	}
+}
+
+// loopbackURL reports whether rawURL's host is a loopback address.
+func loopbackURL(rawURL string) bool {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return false
+	}
+	if u.Hostname() == "localhost" {
+		return true
+	}
+	ip, err := netip.ParseAddr(u.Hostname())
+	return err == nil && ip.IsLoopback()
 }
 
 // upNode returns nil if the node is up, else an error naming op.

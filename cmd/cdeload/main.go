@@ -15,6 +15,7 @@ import (
 	_ "github.com/cdeload/cdeload"
 	// Result outputs (-o json, csv, experimental-prometheus-rw).
 	_ "github.com/cdeload/cdeload/engine/output/all"
+	"github.com/cdeload/cdeload/tailnet"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -61,7 +62,17 @@ func main() {
 			env[k] = v
 		}
 	}
-	os.Exit(dispatch(context.Background(), &stdio{in: os.Stdin, out: os.Stdout, errOut: os.Stderr, env: env}, os.Args))
+	code := dispatch(context.Background(), &stdio{in: os.Stdin, out: os.Stdout, errOut: os.Stderr, env: env}, os.Args)
+	exit(code)
+}
+
+// exit removes the process's temporary tailnet state (left behind by nodes
+// an error or a signal kept from closing) and exits with code.
+func exit(code int) {
+	if err := tailnet.RemoveStateDirs(); err != nil {
+		fmt.Fprintf(os.Stderr, "cdeload: %v\n", err)
+	}
+	os.Exit(code)
 }
 
 func dispatch(ctx context.Context, s *stdio, argv []string) int {

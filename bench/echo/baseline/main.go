@@ -198,11 +198,15 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	return c, nil
 }
 
-// getJSON fetches a lab API path into out.
+// getJSON fetches a lab API path into out, with the lab's token from
+// $CDELOAD_LAB_TOKEN (its info endpoint requires it).
 func getJSON(ctx context.Context, base, path string, out any) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(base, "/")+path, nil)
 	if err != nil {
 		return fmt.Errorf("lab GET %s: %w", path, err)
+	}
+	if tok := os.Getenv("CDELOAD_LAB_TOKEN"); tok != "" {
+		req.Header.Set("Authorization", "Bearer "+tok)
 	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
