@@ -55,7 +55,8 @@ func (s *Script) NewRunner(rc RunnerConfig) (*Runner, error) {
 
 // mergeModuleOptions overlays the consolidated options on the script's
 // own: the consolidation keeps only the options it knows, and modules
-// (k6/http) read others, such as hosts or tlsAuth, from the script.
+// (k6/http) read others, such as hosts or tlsAuth, from the script. A null
+// (unset) value never hides the other source's.
 func mergeModuleOptions(script, consolidated json.RawMessage) ([]byte, error) {
 	merged := map[string]json.RawMessage{}
 	for _, src := range []json.RawMessage{script, consolidated} {
@@ -67,6 +68,9 @@ func mergeModuleOptions(script, consolidated json.RawMessage) ([]byte, error) {
 			return nil, fmt.Errorf("js: reading the options for modules: %w", err)
 		}
 		for k, v := range m {
+			if string(v) == "null" {
+				continue // unset in this source (the consolidated options list every key)
+			}
 			merged[k] = v
 		}
 	}

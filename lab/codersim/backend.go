@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"strings"
 	"sync"
 )
 
@@ -149,7 +150,10 @@ func (a *memAgent) Address() netip.Addr { return netip.Addr{} }
 // mode with echo: every input byte is echoed (CR and LF echo as CR LF).
 // With command "" or "cat", each completed line is also written back, as cat
 // would; with any other command (such as "dd of=/dev/null") input is only
-// echoed. Ctrl-C (0x03) echoes "^C" and ends the session.
+// echoed. A command list such as "stty -echo; echo MARK; exec cat" (what a
+// client runs on a real agent to turn the tty's echo off) is understood as
+// a shell would run it: see memShell. Ctrl-C (0x03) echoes "^C" and ends the
+// session.
 func (a *memAgent) OpenPTY(ctx context.Context, req PTYRequest) (io.ReadWriteCloser, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
@@ -160,9 +164,41 @@ func (a *memAgent) OpenPTY(ctx context.Context, req PTYRequest) (io.ReadWriteClo
 		return nil, errors.New("workspace machine is stopped")
 	}
 	pr, pw := io.Pipe()
-	p := &memPTY{agent: a, out: pr, outW: pw, cat: req.Command == "" || req.Command == "cat"}
+	cat, echo, printed := memShell(req.Command)
+	p := &memPTY{agent: a, out: pr, outW: pw, cat: cat, noEcho: !echo}
 	a.sessions[p] = struct{}{}
+	if len(printed) > 0 {
+		p.wmu.Lock() // held until the reader took the output, so it comes first
+		go func() {
+			defer p.wmu.Unlock()
+			_, _ = p.outW.Write(printed)
+		}()
+	}
 	return p, nil
+}
+
+// memShell interprets a terminal command the way the agent's shell would,
+// for the few forms the simulator knows: "" and "[exec] cat" (cat copies each
+// line), and lists joined by ";" of "stty -echo" (the tty stops echoing),
+// "echo WORDS" (printed, CR LF terminated) and "[exec] cat". Any other
+// command makes a session that only echoes its input.
+func memShell(cmd string) (cat, echo bool, printed []byte) {
+	echo = true
+	for _, part := range strings.Split(cmd, ";") {
+		switch f := strings.Fields(part); {
+		case len(f) == 0 && strings.TrimSpace(cmd) == "":
+			cat = true
+		case len(f) == 1 && f[0] == "cat", len(f) == 2 && f[0] == "exec" && f[1] == "cat":
+			cat = true
+		case len(f) == 2 && f[0] == "stty" && f[1] == "-echo":
+			echo = false
+		case len(f) >= 1 && f[0] == "echo":
+			printed = append(printed, strings.Join(f[1:], " ")+"\r\n"...)
+		default:
+			return false, true, nil
+		}
+	}
+	return cat, echo, printed
 }
 
 func (a *memAgent) stop() {
@@ -177,10 +213,11 @@ func (a *memAgent) stop() {
 }
 
 type memPTY struct {
-	agent *memAgent
-	out   *io.PipeReader
-	outW  *io.PipeWriter
-	cat   bool
+	agent  *memAgent
+	out    *io.PipeReader
+	outW   *io.PipeWriter
+	cat    bool
+	noEcho bool // "stty -echo" ran: only cat's copy comes back
 
 	wmu  sync.Mutex
 	line []byte
@@ -203,14 +240,18 @@ func (p *memPTY) Write(b []byte) (int, error) {
 			_ = p.outW.Close()
 			return len(b), nil
 		case '\r', '\n':
-			out = append(out, '\r', '\n')
+			if !p.noEcho {
+				out = append(out, '\r', '\n')
+			}
 			if p.cat {
 				out = append(out, p.line...)
 				out = append(out, '\r', '\n')
 			}
 			p.line = p.line[:0]
 		default:
-			out = append(out, c)
+			if !p.noEcho {
+				out = append(out, c)
+			}
 			if p.cat {
 				p.line = append(p.line, c)
 			}

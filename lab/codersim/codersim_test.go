@@ -303,6 +303,29 @@ func TestMemPTY(t *testing.T) {
 	}
 }
 
+// TestMemPTYQuietCommand runs the command cdeload sends to a real agent to
+// turn the tty's echo off: the marker is printed first, then only cat's
+// copy of each line comes back (a real agent's shell does the same).
+func TestMemPTYQuietCommand(t *testing.T) {
+	be := NewMemBackend()
+	a, err := be.StartWorkspace(context.Background(), WorkspaceSpec{WorkspaceID: "w"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := a.OpenPTY(context.Background(), PTYRequest{Command: "stty -echo; echo mark-1; exec cat"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		_, _ = p.Write([]byte("one\rtwo\r"))
+		_ = p.Close()
+	}()
+	out, _ := io.ReadAll(p)
+	if string(out) != "mark-1\r\none\r\ntwo\r\n" {
+		t.Fatalf("output %q, want the marker, then each line once", out)
+	}
+}
+
 // TestUnauthorizedLikeCoderd checks the 401 answers against coderd's (seen
 // on the coderpeer build): one message, and a detail saying why.
 func TestUnauthorizedLikeCoderd(t *testing.T) {
