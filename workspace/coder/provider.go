@@ -800,24 +800,42 @@ func (p *Provider) CleanupShared(ctx context.Context, lim *workspace.Limiter) er
 // runs Cleanup. It is the equivalent of Coder's scaletest cleanup for
 // resources left by a process that died.
 func (p *Provider) Sweep(ctx context.Context, prefix string) error {
-	if !strings.HasPrefix(prefix, workspace.ScaletestPrefix) {
-		return fmt.Errorf("sweep: prefix %q must start with %q", prefix, workspace.ScaletestPrefix)
+	found, err := p.FindScaletest(ctx, prefix, nil)
+	if err != nil {
+		return err
 	}
+	for _, e := range found {
+		p.ledger.Record(e)
+	}
+	return p.Cleanup(ctx)
+}
+
+// FindScaletest lists the workspaces and users on the deployment whose
+// name starts with prefix (which must start with "scaletest-") and, if
+// match is not nil, that match accepts; workspaces first.
+func (p *Provider) FindScaletest(ctx context.Context, prefix string, match func(name string) bool) ([]workspace.Entry, error) {
+	if !strings.HasPrefix(prefix, workspace.ScaletestPrefix) {
+		return nil, fmt.Errorf("sweep: prefix %q must start with %q", prefix, workspace.ScaletestPrefix)
+	}
+	ok := func(name string) bool { return strings.HasPrefix(name, prefix) && (match == nil || match(name)) }
 	wss, err := p.listWorkspaces(ctx, prefix)
 	if err != nil {
-		return fmt.Errorf("sweep: %w", err)
+		return nil, fmt.Errorf("sweep: %w", err)
 	}
+	var out []workspace.Entry
 	for _, w := range wss {
-		p.ledger.Record(workspace.Entry{Kind: workspace.KindWorkspace, Name: w.Name, ID: w.ID, Owner: w.OwnerName})
+		if ok(w.Name) {
+			out = append(out, workspace.Entry{Kind: workspace.KindWorkspace, Name: w.Name, ID: w.ID, Owner: w.OwnerName})
+		}
 	}
 	for offset := 0; ; {
 		page, err := p.client.Users(ctx, prefix, offset, 100)
 		if err != nil {
-			return fmt.Errorf("sweep: list users: %w", err)
+			return nil, fmt.Errorf("sweep: list users: %w", err)
 		}
 		for _, u := range page.Users {
-			if strings.HasPrefix(u.Username, prefix) {
-				p.ledger.Record(workspace.Entry{Kind: workspace.KindUser, Name: u.Username, ID: u.ID})
+			if ok(u.Username) {
+				out = append(out, workspace.Entry{Kind: workspace.KindUser, Name: u.Username, ID: u.ID})
 			}
 		}
 		offset += len(page.Users)
@@ -825,7 +843,7 @@ func (p *Provider) Sweep(ctx context.Context, prefix string) error {
 			break
 		}
 	}
-	return p.Cleanup(ctx)
+	return out, nil
 }
 
 func (p *Provider) listWorkspaces(ctx context.Context, prefix string) ([]Workspace, error) {
