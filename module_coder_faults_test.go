@@ -1,7 +1,9 @@
 package cdeload
 
 import (
+	"net"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/cdeload/cdeload/lab/codersim"
@@ -101,5 +103,56 @@ export default async function () {
 		if strings.Contains(got.Message, "12345") || strings.Contains(got.Message, "SECRETKEY") {
 			t.Errorf("%s: the error shows the secret: %q", name, got.Message)
 		}
+	}
+}
+
+// TestCoderURLWithoutAnswerFailsAfterRequestTimeout points new Coder() at
+// a server that accepts connections and never answers: createWorkspace
+// must reject after requestTimeout saying so, not hang until its own bound.
+func TestCoderURLWithoutAnswerFailsAfterRequestTimeout(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var conns []net.Conn
+	var mu sync.Mutex
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		ln.Close()
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	u := "http://" + ln.Addr().String()
+	r := runScript(t, header+`
+import { Coder } from 'k6/x/cdeload';
+export default async function () {
+  const coder = new Coder({ url: __ENV.URL, token: 'tok', requestTimeout: '300ms' });
+  const began = Date.now();
+  try { await coder.createWorkspace({ template: 'kubernetes', timeout: '20s' }); report(TEST, 'err', 'none'); }
+  catch (e) { report(TEST, 'err', e.message); }
+  report(TEST, 'ms', Date.now() - began);
+}
+`, map[string]string{"URL": u})
+	want := "no answer from " + u + " in 300ms"
+	if got := r.reportString("err"); !strings.Contains(got, want) {
+		t.Fatalf("createWorkspace against a silent server: %q, want it to contain %q", got, want)
+	}
+	var ms float64
+	r.report("ms", &ms)
+	if ms > 5000 {
+		t.Fatalf("createWorkspace took %vms to fail with a 300ms request timeout", ms)
 	}
 }
