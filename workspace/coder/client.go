@@ -43,7 +43,7 @@ type ClientOptions struct {
 	MaxRetryWait time.Duration
 	// MaxServerErrorRetries bounds retries of idempotent requests (GET and
 	// DELETE) answered with a 5xx status or failing at the transport
-	// (default 3; negative disables).
+	// (default 5; negative disables).
 	MaxServerErrorRetries int
 	// RequestTimeout bounds each HTTP request, answer included (default
 	// DefaultRequestTimeout). A request that times out fails with a
@@ -106,7 +106,7 @@ func NewClient(rawURL, token string, opts ClientOptions) (*Client, error) {
 		opts.MaxRateLimitRetries = 8
 	}
 	if opts.MaxServerErrorRetries == 0 {
-		opts.MaxServerErrorRetries = 3
+		opts.MaxServerErrorRetries = 5
 	}
 	if opts.MaxRetryWait <= 0 {
 		opts.MaxRetryWait = 10 * time.Second
@@ -294,7 +294,7 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any, wan
 		switch {
 		case status == http.StatusTooManyRequests:
 			c.stats.rateLimited.Add(1)
-			if rateRetries >= c.opts.MaxRateLimitRetries {
+			if rateRetries >= c.opts.MaxRateLimitRetries && !patient(ctx) {
 				return fmt.Errorf("rate limited %d times, giving up: %w", rateRetries+1, apiErr)
 			}
 			rateRetries++
@@ -347,6 +347,20 @@ func (c *Client) roundTrip(ctx context.Context, method, path string, payload []b
 	}
 	return resp.StatusCode, resp.Header, body, nil
 }
+
+// patientKey marks a context whose requests retry 429 answers for as long
+// as the context lasts (see WithPatience).
+type patientKey struct{}
+
+// WithPatience returns a context whose requests keep retrying answers of
+// 429 Too Many Requests until the context ends, instead of giving up after
+// MaxRateLimitRetries: for work that must finish, such as a cleanup, and
+// has its own bound.
+func WithPatience(ctx context.Context) context.Context {
+	return context.WithValue(ctx, patientKey{}, true)
+}
+
+func patient(ctx context.Context) bool { v, _ := ctx.Value(patientKey{}).(bool); return v }
 
 // errNoAnswer is the cause of a request context whose RequestTimeout ran out.
 var errNoAnswer = errors.New("request timeout")

@@ -335,3 +335,34 @@ func TestCleanupOfManyWorkspacesTakesAboutOneDelete(t *testing.T) {
 		t.Fatalf("left: %d workspaces (%v)", wss.Count, err)
 	}
 }
+
+func TestCleanupOutlastsRateLimiting(t *testing.T) {
+	sim := newSim(t, codersim.Config{})
+	p, _ := newProvider(t, sim, func(c *coder.Config) {
+		c.Client.MaxRateLimitRetries = 1
+		c.NoWaitForAgents = true
+	})
+	ctx := context.Background()
+	for range 3 {
+		ws, err := p.Create(ctx, workspace.CreateRequest{Template: "kubernetes"})
+		if err == nil {
+			_, err = p.WaitReady(ctx, ws)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := sim.SetFaults(codersim.Faults{RateLimit: 2, IgnoreBypassHeader: true}); err != nil {
+		t.Fatal(err)
+	}
+	cctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if err := p.Cleanup(cctx); err != nil {
+		t.Fatalf("Cleanup at 2 requests/s with 1 rate-limit retry per request: %v (a cleanup must not give up on 429)", err)
+	}
+	_ = sim.SetFaults(codersim.Faults{})
+	wss, err := adminClient(t, sim).Workspaces(ctx, "name:scaletest-", 0, 100)
+	if err != nil || wss.Count != 0 {
+		t.Fatalf("left: %d workspaces (%v)", wss.Count, err)
+	}
+}

@@ -789,8 +789,9 @@ func (p *Provider) Cleanup(ctx context.Context) error {
 // CleanupShared is Cleanup with removals bounded by lim, which other
 // providers of the deployment may share so that cleaning up every virtual
 // user's provider at once stays within one bound.
+// Rate-limited requests are retried until ctx ends: a cleanup must finish.
 func (p *Provider) CleanupShared(ctx context.Context, lim *workspace.Limiter) error {
-	return p.ledger.Cleanup(ctx, remover{p, lim}, cleanupGoroutines, func(_ workspace.Entry, err error) {
+	return p.ledger.Cleanup(WithPatience(ctx), remover{p, lim}, cleanupGoroutines, func(_ workspace.Entry, err error) {
 		p.cfg.Observer.OnFailure(workspace.OpCleanup, err)
 	})
 }
