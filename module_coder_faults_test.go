@@ -1,12 +1,16 @@
 package cdeload
 
 import (
+	"context"
 	"net"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/cdeload/cdeload/lab/codersim"
+	"github.com/cdeload/cdeload/workspace"
+	"github.com/cdeload/cdeload/workspace/coder"
 )
 
 func newFaultySim(t *testing.T, f codersim.Faults) *codersim.Server {
@@ -154,5 +158,44 @@ export default async function () {
 	r.report("ms", &ms)
 	if ms > 5000 {
 		t.Fatalf("createWorkspace took %vms to fail with a 300ms request timeout", ms)
+	}
+}
+
+// TestLeftoversDuringCloseCleanup asks what is left while the module's
+// close is still removing a run's workspaces (a second signal then): the
+// ledgers must still be reported, and nothing once they are removed.
+func TestLeftoversDuringCloseCleanup(t *testing.T) {
+	sim := newFaultySim(t, codersim.Faults{Build: codersim.Latency{Fixed: 1500 * time.Millisecond}})
+	r := New()
+	p, err := coder.NewProvider(coder.Config{URL: sim.URL, Token: sim.AdminToken, RunID: r.runID + "c1",
+		PollInterval: 50 * time.Millisecond, NoWaitForAgents: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	for range 2 {
+		if _, err := p.Create(ctx, workspace.CreateRequest{Template: "kubernetes"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	c := &coderObj{obs: &coderObserver{}, prov: p, key: "url=" + sim.URL, dep: coderTarget{url: sim.URL}}
+	if err := r.addCoder(c.key, c); err != nil {
+		t.Fatal(err)
+	}
+	closed := make(chan error, 1)
+	go func() { closed <- r.Close() }()
+	time.Sleep(300 * time.Millisecond)
+	want := "left on " + sim.URL + ": 2 workspaces and 2 users of run " + r.runID
+	if got := r.Leftovers(); !strings.Contains(got, want) || !strings.Contains(got, "cdeload cleanup --run-id "+r.runID) {
+		t.Errorf("Leftovers during close = %q, want it to contain %q and the cleanup command", got, want)
+	}
+	if strings.Contains(r.Leftovers(), sim.AdminToken) {
+		t.Error("Leftovers shows the session token")
+	}
+	if err := <-closed; err != nil {
+		t.Fatal(err)
+	}
+	if got := r.Leftovers(); got != "" {
+		t.Errorf("Leftovers after close removed everything = %q, want none", got)
 	}
 }

@@ -86,7 +86,8 @@ func (r *RootModule) Close() error {
 	}
 	r.closed = true
 	leases, nodes, labs, closers, open, coders := r.leases, r.nodes, r.labs, r.closers, r.open, r.coders
-	r.leases, r.nodes, r.closers, r.open, r.coders = nil, nil, nil, nil, nil
+	// r.coders stays: Leftovers reads it while Close cleans up.
+	r.leases, r.nodes, r.closers, r.open = nil, nil, nil, nil
 	r.mu.Unlock()
 
 	var errs []error
