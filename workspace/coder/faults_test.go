@@ -366,3 +366,31 @@ func TestCleanupOutlastsRateLimiting(t *testing.T) {
 		t.Fatalf("left: %d workspaces (%v)", wss.Count, err)
 	}
 }
+
+func TestWaitsOutlastRateLimiting(t *testing.T) {
+	sim := newSim(t, codersim.Config{Faults: codersim.Faults{RateLimit: 4, IgnoreBypassHeader: true,
+		Build: codersim.Latency{Fixed: 2 * time.Second}}})
+	p, _ := newProvider(t, sim, func(c *coder.Config) {
+		c.Client.MaxRateLimitRetries = 1
+		c.PollInterval = 50 * time.Millisecond
+		c.NoWaitForAgents = true
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var wg sync.WaitGroup
+	for range 3 {
+		wg.Go(func() {
+			ws, err := p.Create(ctx, workspace.CreateRequest{Template: "kubernetes"})
+			if err == nil {
+				_, err = p.WaitReady(ctx, ws)
+			}
+			if err != nil {
+				t.Errorf("create at 4 requests/s, polling every 50ms: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	if err := p.Cleanup(ctx); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -951,11 +951,12 @@ const (
 	maxDeleteRetries = 5
 )
 
-// transient reports whether err may go away by itself: a 5xx answer or no
-// answer at all.
+// transient reports whether err may go away by itself: a 5xx answer, no
+// answer at all, or rate limiting that outlasted the client's retries.
 func transient(err error) bool {
 	var na *NoAnswerError
-	return StatusCode(err) >= 500 || errors.As(err, &na)
+	s := StatusCode(err)
+	return s >= 500 || s == http.StatusTooManyRequests || errors.As(err, &na)
 }
 
 // createOrFind sends a create request; when it fails transiently the
