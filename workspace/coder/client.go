@@ -160,6 +160,8 @@ type APIError struct {
 	Path   string
 	Status int
 	Response
+	// RetryAfter is the answer's Retry-After (0 if absent).
+	RetryAfter time.Duration
 }
 
 // Error implements error: method, path, status and Coder's message.
@@ -287,7 +289,7 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any, wan
 				return nil
 			}
 		}
-		apiErr := &APIError{Method: method, Path: path, Status: status}
+		apiErr := &APIError{Method: method, Path: path, Status: status, RetryAfter: retryAfter(header, time.Now())}
 		if json.Unmarshal(respBody, &apiErr.Response) != nil || apiErr.Message == "" {
 			apiErr.Message = strings.TrimSpace(truncate(string(respBody), 200))
 		}
@@ -372,6 +374,17 @@ func (c *Client) noAnswer(ctx, rctx context.Context, err error) error {
 		return &NoAnswerError{URL: c.base.String(), Timeout: c.opts.RequestTimeout}
 	}
 	return err
+}
+
+// retryWait is the wait before the caller's own retry n after err: the
+// backoff, or the server's Retry-After when it asked for longer.
+func (c *Client) retryWait(n int, err error) time.Duration {
+	d := c.backoff(n)
+	var e *APIError
+	if errors.As(err, &e) && e.RetryAfter > d {
+		d = e.RetryAfter + time.Duration(c.opts.Jitter()*float64(500*time.Millisecond))
+	}
+	return d
 }
 
 // idempotent reports whether a request may be re-sent after a 5xx or a

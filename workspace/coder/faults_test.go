@@ -394,3 +394,16 @@ func TestWaitsOutlastRateLimiting(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestCreateLookupsOutlastRateLimiting(t *testing.T) {
+	sim := newSim(t, codersim.Config{Faults: codersim.Faults{RateLimit: 2, IgnoreBypassHeader: true}})
+	p, _ := newProvider(t, sim, func(c *coder.Config) {
+		c.Client.MaxRateLimitRetries = -1 // every 429 reaches the provider
+		c.NoWaitForAgents = true
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if _, err := p.Create(ctx, workspace.CreateRequest{Template: "kubernetes"}); err != nil {
+		t.Fatalf("create at 2 requests/s without client retries: %v", err)
+	}
+}

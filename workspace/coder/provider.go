@@ -248,11 +248,13 @@ func (p *Provider) create(ctx context.Context, req workspace.CreateRequest) (wor
 	if req.Template == "" {
 		return ws, errors.New("create workspace: template is required")
 	}
-	org, err := p.organization(ctx)
+	org, err := retryRateLimited(ctx, p.client, p.organization)
 	if err != nil {
 		return ws, fmt.Errorf("create workspace: %w", err)
 	}
-	t, err := p.template(ctx, org.ID, req.Template)
+	t, err := retryRateLimited(ctx, p.client, func(ctx context.Context) (*templateInfo, error) {
+		return p.template(ctx, org.ID, req.Template)
+	})
 	if err != nil {
 		return ws, fmt.Errorf("create workspace: %w", err)
 	}
@@ -267,7 +269,7 @@ func (p *Provider) create(ctx context.Context, req workspace.CreateRequest) (wor
 	}
 	var owner User
 	if p.cfg.Users == UsersMe {
-		if owner, err = p.caller(ctx); err != nil {
+		if owner, err = retryRateLimited(ctx, p.client, p.caller); err != nil {
 			return ws, fmt.Errorf("create workspace %s: %w", name, err)
 		}
 	} else {
@@ -613,7 +615,7 @@ func (p *Provider) removeWorkspace(ctx context.Context, e workspace.Entry, lim *
 		if err == nil || !transient(err) || retry >= maxDeleteRetries || ctx.Err() != nil {
 			return err
 		}
-		if werr := sleepCtx(ctx, p.client.backoff(retry+1)); werr != nil {
+		if werr := sleepCtx(ctx, p.client.retryWait(retry+1, err)); werr != nil {
 			return err
 		}
 	}
@@ -959,10 +961,11 @@ func transient(err error) bool {
 	return s >= 500 || s == http.StatusTooManyRequests || errors.As(err, &na)
 }
 
-// createOrFind sends a create request; when it fails transiently the
-// request may still have been processed, so the resource is looked up by
-// name before the create is sent again: nothing is created twice, nothing
-// created is lost. A 409 after such a failure also means it exists.
+// createOrFind sends a create request. A 429 was not processed: it is sent
+// again. After another transient failure the request may still have been
+// processed, so the resource is looked up by name before the create is
+// sent again: nothing is created twice, nothing created is lost. A 409
+// after such a failure also means it exists.
 func createOrFind[T any](ctx context.Context, c *Client, create, find func(context.Context) (T, error)) (T, error) {
 	for retry := 0; ; retry++ {
 		v, err := create(ctx)
@@ -972,17 +975,34 @@ func createOrFind[T any](ctx context.Context, c *Client, create, find func(conte
 		if !(transient(err) || retry > 0 && StatusCode(err) == http.StatusConflict) || ctx.Err() != nil {
 			return v, err
 		}
-		found, ferr := find(ctx)
-		if ferr == nil {
-			return found, nil
-		}
-		if !IsNotFound(ferr) {
-			return v, fmt.Errorf("%w (then looking it up: %v)", err, ferr)
+		if StatusCode(err) != http.StatusTooManyRequests {
+			found, ferr := find(ctx)
+			if ferr == nil {
+				return found, nil
+			}
+			if !IsNotFound(ferr) && !transient(ferr) {
+				return v, fmt.Errorf("%w (then looking it up: %v)", err, ferr)
+			}
 		}
 		if retry >= maxCreateRetries {
 			return v, fmt.Errorf("%w (after %d retries)", err, retry)
 		}
-		if werr := sleepCtx(ctx, c.backoff(retry+1)); werr != nil {
+		if werr := sleepCtx(ctx, c.retryWait(retry+1, err)); werr != nil {
+			return v, err
+		}
+	}
+}
+
+// retryRateLimited calls get until it succeeds, fails for another reason
+// than rate limiting (the client already retried the rest), or was rate
+// limited maxCreateRetries+1 times, waiting as the server asks between.
+func retryRateLimited[T any](ctx context.Context, c *Client, get func(context.Context) (T, error)) (T, error) {
+	for retry := 0; ; retry++ {
+		v, err := get(ctx)
+		if err == nil || StatusCode(err) != http.StatusTooManyRequests || retry >= maxCreateRetries || ctx.Err() != nil {
+			return v, err
+		}
+		if werr := sleepCtx(ctx, c.retryWait(retry+1, err)); werr != nil {
 			return v, err
 		}
 	}
