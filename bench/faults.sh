@@ -91,7 +91,7 @@ for i in $(seq "$RUNS"); do
   "$WORK/cdeload" lab --listen 127.0.0.1:0 --seed "$i" $FAULTS >"$WORK/lab$i.out" 2>"$WORK/lab$i.err" &
   LAB_PID=$!
   for _ in $(seq 300); do
-    grep -q '^# serving' "$WORK/lab$i.out" && break
+    grep -q '^# serving' "$WORK/lab$i.out" 2>/dev/null && break
     kill -0 "$LAB_PID" 2>/dev/null || { cat "$WORK/lab$i.err" >&2; exit 1; }
     sleep 0.1
   done
