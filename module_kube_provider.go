@@ -106,7 +106,7 @@ func (k *kubeProviderObj) jsCreate(call sobek.FunctionCall) sobek.Value {
 		"timeout": func(v sobek.Value) (err error) { timeout, err = asDuration(v); return err },
 	})
 	e := mi.emitter(mi.vu.Context(), nil)
-	k.obs.cur.Store(e)
+	k.obs.begin(e, workspace.OpCreate)
 	return mi.async(op, func(ctx context.Context) (toJS, error) {
 		p, sw, err := k.provider(ctx)
 		if err != nil {
@@ -148,7 +148,7 @@ func (k *kubeProviderObj) jsCleanup(sobek.FunctionCall) sobek.Value {
 	mi := k.mi
 	const op = "kubernetes.cleanup()"
 	mi.mustVU(op)
-	k.obs.cur.Store(mi.emitter(mi.vu.Context(), nil))
+	k.obs.begin(mi.emitter(mi.vu.Context(), nil), workspace.OpCleanup)
 	return mi.async(op, func(ctx context.Context) (toJS, error) {
 		p, _, err := k.provider(ctx)
 		if err != nil {
@@ -190,7 +190,7 @@ func (w *kubeWorkspace) jsDelete(call sobek.FunctionCall) sobek.Value {
 	mi.parseOptions(op, call.Argument(0), false, fields{
 		"timeout": func(v sobek.Value) (err error) { timeout, err = asDuration(v); return err },
 	})
-	w.k.obs.cur.Store(mi.emitter(mi.vu.Context(), nil))
+	w.k.obs.begin(mi.emitter(mi.vu.Context(), nil), workspace.OpCleanup)
 	return mi.async(op, func(ctx context.Context) (toJS, error) {
 		p, _, err := w.k.provider(ctx)
 		if err != nil {

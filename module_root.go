@@ -90,7 +90,8 @@ func (r *RootModule) Close() error {
 	}
 	r.closed = true
 	leases, nodes, labs, closers, open, coders := r.leases, r.nodes, r.labs, r.closers, r.open, r.coders
-	r.leases, r.nodes, r.closers, r.open, r.coders = nil, nil, nil, nil, nil
+	// r.coders stays: Leftovers reads it while Close cleans up.
+	r.leases, r.nodes, r.closers, r.open = nil, nil, nil, nil
 	r.mu.Unlock()
 
 	var errs []error
@@ -128,28 +129,6 @@ func (r *RootModule) Close() error {
 
 // closeCleanupTimeout bounds the cleanup Close runs for what scripts left.
 const closeCleanupTimeout = 5 * time.Minute
-
-// cleanupCoders runs every provider's cleanup concurrently.
-func cleanupCoders(coders map[string][]*coderObj) error {
-	ctx, cancel := context.WithTimeout(context.Background(), closeCleanupTimeout)
-	defer cancel()
-	var mu sync.Mutex
-	var errs []error
-	var wg sync.WaitGroup
-	for _, cs := range coders {
-		for _, c := range cs {
-			wg.Go(func() {
-				if err := c.cleanupOnClose(ctx); err != nil {
-					mu.Lock()
-					errs = append(errs, err)
-					mu.Unlock()
-				}
-			})
-		}
-	}
-	wg.Wait()
-	return errors.Join(errs...)
-}
 
 // onClose registers fn to run when the module closes (after the tailnet
 // nodes, before the labs). It fails when the module is already closed.

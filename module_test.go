@@ -296,7 +296,7 @@ export default async function () {
 		"sshHost":      `ssh.connect: option host is required`,
 		"sshTailnet":   `ssh.connect: option tailnet = an object: want a Tailnet made with new Tailnet(...)`,
 		"sshPolicies":  `ssh.connect: set only one of hostKey, knownHostsFile and insecureSkipHostKeyCheck`,
-		"sshKeyPEM":    `ssh.connect: option privateKey = "not a key": not a usable private key`,
+		"sshKeyPEM":    `ssh.connect: option privateKey = (hidden): not a usable private key`,
 		"wsName":       `lab.startWorkspace: option name = "Bad_Name"`,
 		"echoInterval": `ssh.echo: option tickInterval = "fast": want a positive duration`,
 		"echoSize":     `ssh.echo: option bytesPerTick = 10: want an integer from 46 to`,
