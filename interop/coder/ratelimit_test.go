@@ -34,6 +34,12 @@ func TestRateLimitBackoff(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer prov.Close()
+	// coderd's limiter is a sliding window: a budget spent to just past the
+	// limit frees a request or two every second, so keep spending it until
+	// the provider has met its first 429.
+	stopPressure := keepExhausted(ctx, p.URL, p.Token, func() bool { return prov.Client().Stats().RateLimited > 0 },
+		"/api/v2/organizations", "/api/v2/users?limit=1")
+	defer stopPressure()
 	var ready []workspace.Workspace
 	for i := 0; i < 2; i++ {
 		ws, err := prov.Create(ctx, workspace.CreateRequest{Template: p.Template})
@@ -46,6 +52,7 @@ func TestRateLimitBackoff(t *testing.T) {
 		}
 		ready = append(ready, ws)
 	}
+	stopPressure()
 	st := prov.Client().Stats()
 	if st.RateLimited == 0 || st.Retries < st.RateLimited {
 		t.Errorf("client stats %+v: want 429 answers, each followed by a retry", st)
@@ -121,4 +128,32 @@ func exhaust(ctx context.Context, base, token string, paths ...string) (int, err
 		total += limited
 	}
 	return total, nil
+}
+
+// keepExhausted sends GET requests to paths in turn, one at a time, until
+// done reports true, ctx ends or two minutes pass (at most 20000 requests),
+// so the owner's rate-limit budget on those endpoints stays spent. The
+// returned function stops it and waits for it.
+func keepExhausted(ctx context.Context, base, token string, done func() bool, paths ...string) (stop func()) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	finished := make(chan struct{})
+	go func() {
+		defer close(finished)
+		hc := &http.Client{}
+		defer hc.CloseIdleConnections()
+		for i := 0; i < 20000 && ctx.Err() == nil && !done(); i++ {
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+paths[i%len(paths)], nil)
+			if err != nil {
+				return
+			}
+			req.Header.Set(coder.SessionTokenHeader, token)
+			if resp, err := hc.Do(req); err == nil {
+				resp.Body.Close()
+			}
+		}
+	}()
+	return func() {
+		cancel()
+		<-finished
+	}
 }
