@@ -549,3 +549,23 @@ func TestOperatorArgumentOrder(t *testing.T) {
 		t.Fatalf("segment 0:1/2 of 4 iterations ran %d, want 2\n%s", len(it), r)
 	}
 }
+
+// TestLifecycleExceptionsNamedOnce checks that a setup() or teardown() that
+// throws exits 107 with the function named once in the error, not
+// "teardown() failed: teardown() failed: …".
+func TestLifecycleExceptionsNamedOnce(t *testing.T) {
+	t.Parallel()
+	for script, fn := range map[string]string{"setup_throw.js": "setup", "teardown_throw.js": "teardown"} {
+		t.Run(script, func(t *testing.T) {
+			t.Parallel()
+			r := cdeload(t, nil, "run", "-q", script)
+			if r.code != 107 {
+				t.Fatalf("want exit 107, got %s", r)
+			}
+			once := fn + "() failed: "
+			if n := strings.Count(r.stderr, once); n != 1 || !strings.Contains(r.stderr, fn+" broke") {
+				t.Fatalf("want %q once and the script's message, got %d times:\n%s", once, n, r.stderr)
+			}
+		})
+	}
+}

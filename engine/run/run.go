@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -340,7 +341,7 @@ func (r *runState) setup(ctx, parent context.Context, samples chan<- metrics.Sam
 		case errors.Is(sctx.Err(), context.DeadlineExceeded):
 			r.fail(lib.Errorf(lib.ExitSetupTimeout, "setup() execution timed out after %s (setupTimeout)", timeout))
 		default:
-			r.fail(withCode(lib.ExitScriptException, fmt.Errorf("setup() failed: %w", err)))
+			r.fail(withCode(lib.ExitScriptException, lifecycleFailed("setup", err)))
 		}
 		return false
 	}
@@ -365,7 +366,7 @@ func (r *runState) teardown(parent context.Context, samples chan<- metrics.Sampl
 		if errors.Is(tctx.Err(), context.DeadlineExceeded) {
 			err = lib.Errorf(lib.ExitTeardownTimeout, "teardown() execution timed out after %s (teardownTimeout)", timeout)
 		} else {
-			err = withCode(lib.ExitScriptException, fmt.Errorf("teardown() failed: %w", err))
+			err = withCode(lib.ExitScriptException, lifecycleFailed("teardown", err))
 		}
 		r.errMu.Lock()
 		if r.runErr == nil {
@@ -514,3 +515,12 @@ func (c *control) Instance() lib.InstanceStats {
 }
 
 func (c *control) Options() json.RawMessage { return c.r.cfg.Options.TestOptionsJSON() }
+
+// lifecycleFailed names the lifecycle function fn in err, unless the runner
+// already did ("setup() failed: …").
+func lifecycleFailed(fn string, err error) error {
+	if strings.HasPrefix(err.Error(), fn+"() ") {
+		return err
+	}
+	return fmt.Errorf("%s() failed: %w", fn, err)
+}
