@@ -321,6 +321,18 @@ export interface CoderOptions {
   noWaitForAgents?: boolean;
   /** Wait for agents to connect, not for their lifecycle to be ready. */
   ignoreLifecycle?: boolean;
+  /**
+   * Bound on each HTTP request to Coder, answer included (default `"30s"`);
+   * a request without an answer in time fails with "no answer from <url> in
+   * <t>" (GET and DELETE are retried first).
+   */
+  requestTimeout?: Duration;
+  /**
+   * Removals `cleanup()` requests at once, across every VU's workspaces of
+   * the deployment (default 16). A slot is held until a delete is under way,
+   * not while waiting for the workspace to go.
+   */
+  cleanupConcurrency?: number;
 }
 
 /** Options of {@link Coder.createWorkspace}. */

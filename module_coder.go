@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -64,43 +65,55 @@ func (r *RootModule) labCoder(ctx context.Context, labURL string) (coderTarget, 
 // labURL (CDELOAD_LAB_URL) when its Coder URL is this one, else the lab
 // that answers GET <url>/lab/v1/info (a standalone `cdeload lab` serves its
 // Coder API on its own URL). Anything else is a real Coder deployment.
-func (r *RootModule) resolveCoder(ctx context.Context, t coderTarget, labURL string) coderTarget {
+func (r *RootModule) resolveCoder(ctx context.Context, t coderTarget, labURL string, timeout time.Duration) (coderTarget, error) {
 	same := func(a, b string) bool { return strings.TrimRight(a, "/") == strings.TrimRight(b, "/") }
 	if labURL != "" {
 		if l, err := r.lab(ctx, labURL); err == nil && same(l.info().CoderURL, t.url) {
 			t.lab = l
-			return t
+			return t, nil
 		}
 	}
-	if probeLab(ctx, t.url) {
+	isLab, err := probeLab(ctx, t.url, timeout)
+	if err != nil {
+		return t, err
+	}
+	if isLab {
 		if l, err := r.lab(ctx, strings.TrimRight(t.url, "/")); err == nil && same(l.info().CoderURL, t.url) {
 			t.lab = l
 		}
 	}
-	return t
+	return t, nil
 }
 
 // probeLab reports whether the server at base answers the lab's info
-// endpoint with a lab's JSON (a real Coder answers 404 or its web UI).
-func probeLab(ctx context.Context, base string) bool {
-	ctx, cancel := context.WithTimeout(ctx, labProbeTimeout)
+// endpoint with a lab's JSON (a real Coder answers 404 or its web UI). A
+// server that does not answer in timeout (at most labProbeTimeout) is an
+// error: "no answer from <url> in <t>".
+func probeLab(ctx context.Context, base string, timeout time.Duration) (bool, error) {
+	if timeout <= 0 || timeout > labProbeTimeout {
+		timeout = labProbeTimeout
+	}
+	pctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, strings.TrimRight(base, "/")+"/lab/v1/info", nil)
+	req, err := http.NewRequestWithContext(pctx, http.MethodGet, strings.TrimRight(base, "/")+"/lab/v1/info", nil)
 	if err != nil {
-		return false
+		return false, nil
 	}
 	c := &http.Client{Transport: http.DefaultTransport.(*http.Transport).Clone()}
 	defer c.CloseIdleConnections()
 	resp, err := c.Do(req)
 	if err != nil {
-		return false
+		if ctx.Err() == nil && pctx.Err() != nil {
+			return false, &coder.NoAnswerError{URL: base, Timeout: timeout}
+		}
+		return false, nil
 	}
 	defer resp.Body.Close()
 	var inf lab.Info
 	if resp.StatusCode != http.StatusOK || json.NewDecoder(io.LimitReader(resp.Body, 1<<20)).Decode(&inf) != nil {
-		return false
+		return false, nil
 	}
-	return inf.ControlURL != "" && inf.CoderURL != ""
+	return inf.ControlURL != "" && inf.CoderURL != "", nil
 }
 
 // errCoderSSH explains why SSH to a real Coder workspace is refused.
@@ -208,6 +221,12 @@ func (mi *instance) newCoder(call sobek.ConstructorCall) *sobek.Object {
 		"deleteTimeout":   func(v sobek.Value) (err error) { cfg.DeleteTimeout, err = asDuration(v); return err },
 		"noWaitForAgents": func(v sobek.Value) (err error) { cfg.NoWaitForAgents, err = asBool(v); return err },
 		"ignoreLifecycle": func(v sobek.Value) (err error) { cfg.IgnoreLifecycle, err = asBool(v); return err },
+		"requestTimeout":  func(v sobek.Value) (err error) { cfg.Client.RequestTimeout, err = asDuration(v); return err },
+		"cleanupConcurrency": func(v sobek.Value) error {
+			n, err := asInt(v, 1, 1000)
+			cfg.CleanupConcurrency = int(n)
+			return err
+		},
 	})
 	if c.target.url == "" {
 		c.target.url = mi.getenv(envCoderURL)
@@ -248,7 +267,10 @@ func (c *coderObj) provider(ctx context.Context) (*coder.Provider, error) {
 		}
 		key = "lab=" + c.labURL
 	} else {
-		t = root.resolveCoder(ctx, t, c.labURL)
+		var err error
+		if t, err = root.resolveCoder(ctx, t, c.labURL, c.cfg.Client.RequestTimeout); err != nil {
+			return nil, err
+		}
 	}
 	cfg := c.cfg
 	cfg.URL, cfg.Token, cfg.Observer = t.url, t.token, c.obs
@@ -283,7 +305,7 @@ func (c *coderObj) deployment() coderTarget {
 // cleanupOnClose removes what the provider created and the script left
 // behind (an aborted run, a script without cleanup()), without emitting
 // metrics: the run is over.
-func (c *coderObj) cleanupOnClose(ctx context.Context) error {
+func (c *coderObj) cleanupOnClose(ctx context.Context, lim *workspace.Limiter) error {
 	c.mu.Lock()
 	p := c.prov
 	c.mu.Unlock()
@@ -291,7 +313,7 @@ func (c *coderObj) cleanupOnClose(ctx context.Context) error {
 		return nil
 	}
 	c.obs.cur.Store(nil)
-	if err := p.Cleanup(ctx); err != nil {
+	if err := p.CleanupShared(ctx, lim); err != nil {
 		return fmt.Errorf("cdeload: clean up Coder workspaces and users of run %s: %w", p.RunID(), err)
 	}
 	return nil
@@ -309,31 +331,57 @@ func (c *coderObj) closeProvider() {
 // coderObserver turns provider events into workspace_* samples, with the
 // tags of the JS call in progress (the latest call of the VU).
 type coderObserver struct {
-	cur atomic.Pointer[emitter]
+	cur atomic.Pointer[coderCall]
 }
 
-// OnPhase implements workspace.Observer.
+// coderCall is a JS call whose provider events become samples: its
+// emitter and the lifecycle operation it is (create, start, delete, stop,
+// cleanup).
+type coderCall struct {
+	e  *emitter
+	op string
+}
+
+// begin makes the observer report the events of a new call.
+func (o *coderObserver) begin(e *emitter, op string) { o.cur.Store(&coderCall{e: e, op: op}) }
+
+// OnPhase implements workspace.Observer. A terminal phase is a successful
+// operation: a workspace_failed 0 tagged with the operation.
 func (o *coderObserver) OnPhase(phase string, d time.Duration, ws workspace.Workspace) {
-	e := o.cur.Load()
-	if e == nil || e.ms == nil {
+	c := o.cur.Load()
+	if c == nil || c.e == nil || c.e.ms == nil {
 		return
 	}
-	e = e.withMeta(map[string]string{"workspace": ws.Name, "agent_id": ws.AgentID()})
+	e := c.e.withMeta(map[string]string{"workspace": ws.Name, "agent_id": ws.AgentID()})
 	var out []metrics.Sample
 	if m := e.ms.byName[workspace.MetricName(phase)]; m != nil {
 		out = append(out, e.sample(m, metrics.D(d)))
 	}
 	if workspace.IsTerminalPhase(phase) {
-		out = append(out, e.sample(e.ms.workspaceFailed, 0))
+		op := c.op
+		switch phase {
+		case workspace.PhaseDelete:
+			op = workspace.OpDelete
+		case workspace.PhaseStop:
+			op = workspace.OpStop
+		}
+		out = append(out, e.sample(e.ms.workspaceFailed, 0, "op", op))
 	}
 	e.push(out...)
 }
 
-// OnFailure implements workspace.Observer.
-func (o *coderObserver) OnFailure(op string, _ error) {
-	if e := o.cur.Load(); e != nil && e.ms != nil {
-		e.push(e.sample(e.ms.workspaceFailed, 1))
+// OnFailure implements workspace.Observer: a workspace_failed 1 tagged
+// with the operation and, when known, the reason (coder.FailureReason).
+func (o *coderObserver) OnFailure(op string, err error) {
+	c := o.cur.Load()
+	if c == nil || c.e == nil || c.e.ms == nil {
+		return
 	}
+	tags := []string{"op", op}
+	if r := coder.FailureReason(err); r != "" {
+		tags = append(tags, "reason", r)
+	}
+	c.e.push(c.e.sample(c.e.ms.workspaceFailed, 1, tags...))
 }
 
 // withMeta returns a copy of e with extra metadata.
@@ -369,7 +417,7 @@ func (c *coderObj) jsCreate(call sobek.FunctionCall) sobek.Value {
 	}
 	op = fmt.Sprintf("coder.createWorkspace(template %q)", req.Template)
 	e := mi.emitter(mi.vu.Context(), nil)
-	c.obs.cur.Store(e)
+	c.obs.begin(e, workspace.OpCreate)
 	return mi.async(op, func(ctx context.Context) (toJS, error) {
 		p, err := c.provider(ctx)
 		if err != nil {
@@ -383,7 +431,7 @@ func (c *coderObj) jsCreate(call sobek.FunctionCall) sobek.Value {
 		}
 		ws, err = p.WaitReady(ctx, ws)
 		if err != nil {
-			return nil, fmt.Errorf("workspace %s: %w", ws.Name, err)
+			return nil, err // it names the workspace
 		}
 		dep := c.deployment()
 		mi.root.rememberCoderWorkspace(ws.Address, ws.Name, dep.lab)
@@ -403,18 +451,72 @@ func (c *coderObj) jsCleanup(sobek.FunctionCall) sobek.Value {
 		}
 		ctx, cancel := context.WithTimeout(ctx, defaultCleanupTimeout)
 		defer cancel()
-		var errs []error
-		for _, o := range mi.root.codersFor(c.key) {
-			o.obs.cur.Store(e)
+		cs := mi.root.codersFor(c.key)
+		for _, o := range cs {
+			o.obs.begin(e, workspace.OpCleanup)
+		}
+		return undefinedJS, cleanupAll(ctx, cs, func(o *coderObj, lim *workspace.Limiter) error {
 			o.mu.Lock()
 			p := o.prov
 			o.mu.Unlock()
-			if err := p.Cleanup(ctx); err != nil {
-				errs = append(errs, err)
-			}
-		}
-		return undefinedJS, errors.Join(errs...)
+			return p.CleanupShared(ctx, lim)
+		})
 	})
+}
+
+// cleanupAll runs clean for every Coder object at once, the objects of one
+// deployment sharing one bound of removals in flight (the largest
+// cleanupConcurrency among them), and joins the errors.
+func cleanupAll(ctx context.Context, cs []*coderObj, clean func(*coderObj, *workspace.Limiter) error) error {
+	bounds := map[string]int{}
+	keys := make([]string, len(cs))
+	for i, o := range cs {
+		o.mu.Lock()
+		keys[i] = o.key
+		o.mu.Unlock()
+		bounds[keys[i]] = max(bounds[keys[i]], o.cleanupConcurrency())
+	}
+	lims := map[string]*workspace.Limiter{}
+	for k, n := range bounds {
+		lims[k] = workspace.NewLimiter(n)
+	}
+	var (
+		mu   sync.Mutex
+		errs []error
+		wg   sync.WaitGroup
+	)
+	for i, o := range cs {
+		wg.Go(func() {
+			if err := clean(o, lims[keys[i]]); err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
+
+// cleanupConcurrency is the object's cleanupConcurrency option or the
+// default.
+func (c *coderObj) cleanupConcurrency() int {
+	if c.cfg.CleanupConcurrency > 0 {
+		return c.cfg.CleanupConcurrency
+	}
+	return coder.DefaultCleanupConcurrency
+}
+
+// cleanupCoders removes, at Close, what every Coder object's provider still
+// has recorded (see cleanupOnClose), every provider at once.
+func cleanupCoders(coders map[string][]*coderObj) error {
+	ctx, cancel := context.WithTimeout(context.Background(), closeCleanupTimeout)
+	defer cancel()
+	var cs []*coderObj
+	for _, list := range coders {
+		cs = append(cs, list...)
+	}
+	return cleanupAll(ctx, cs, func(o *coderObj, lim *workspace.Limiter) error { return o.cleanupOnClose(ctx, lim) })
 }
 
 // coderWorkspace is the Go side of a JS workspace object.
@@ -468,7 +570,7 @@ func (w *coderWorkspace) lifecycle(which string) func(sobek.FunctionCall) sobek.
 		ws := w.get()
 		op = fmt.Sprintf("workspace.%s() of %s", which, ws.Name)
 		e := mi.emitter(mi.vu.Context(), nil)
-		w.c.obs.cur.Store(e)
+		w.c.obs.begin(e, which)
 		return mi.async(op, func(ctx context.Context) (toJS, error) {
 			p, err := w.c.provider(ctx)
 			if err != nil {
@@ -589,4 +691,55 @@ func (s *terminalSession) Close() error {
 		s.mi.root.untrack(s)
 	})
 	return nil
+}
+
+// Leftovers says what the Coder deployments this process used still hold
+// of its run, by the ledgers of every provider, and the command that
+// removes it: the host prints it when a second signal stops the run before
+// cleanup could finish. It is "" when nothing is left (the embedded lab's
+// resources end with the process and are not reported). The session token
+// is never printed.
+func (r *RootModule) Leftovers() string {
+	r.mu.Lock()
+	var cs []*coderObj
+	for _, list := range r.coders {
+		cs = append(cs, list...)
+	}
+	r.mu.Unlock()
+	type left struct{ workspaces, users int }
+	byURL := map[string]*left{}
+	var urls []string
+	for _, c := range cs {
+		c.mu.Lock()
+		p, key, dep := c.prov, c.key, c.dep
+		c.mu.Unlock()
+		if p == nil || key == "lab=" {
+			continue
+		}
+		l := byURL[dep.url]
+		if l == nil {
+			l = &left{}
+			byURL[dep.url] = l
+			urls = append(urls, dep.url)
+		}
+		for _, e := range p.Ledger().Entries() {
+			if e.Kind == workspace.KindWorkspace {
+				l.workspaces++
+			} else {
+				l.users++
+			}
+		}
+	}
+	sort.Strings(urls)
+	var b strings.Builder
+	for _, u := range urls {
+		l := byURL[u]
+		if l.workspaces+l.users == 0 {
+			continue
+		}
+		fmt.Fprintf(&b, "cdeload: left on %s: %d workspaces and %d users of run %s (named %s%sc*); remove them with:\n"+
+			"  %s=%s %s=<an owner's token> cdeload cleanup --run-id %s\n",
+			u, l.workspaces, l.users, r.runID, workspace.ScaletestPrefix, r.runID, envCoderURL, u, envCoderToken, r.runID)
+	}
+	return b.String()
 }

@@ -21,10 +21,25 @@ type fields map[string]func(v sobek.Value) error
 // a value a field refuses throws an Error naming the operation, the key,
 // the value and what is allowed. undefined values are ignored; v itself may
 // be undefined or null unless required.
+// The Error carries the operation in `op`, as rejected promises do.
 func (mi *instance) parseOptions(op string, v sobek.Value, required bool, f fields) {
 	if err := parseOptions(v, required, f); err != nil {
-		mi.throw(fmt.Errorf("%s: %w", op, err))
+		e := mi.vu.Runtime().NewGoError(fmt.Errorf("%s: %w", op, err))
+		_ = e.Set("op", op)
+		panic(e)
 	}
+}
+
+// secretOptions are option keys whose values an error must never show.
+var secretOptions = map[string]bool{"password": true, "privateKey": true, "token": true, "authKey": true}
+
+// describeOption renders the value of option k for an error message,
+// hiding it when k holds a secret.
+func describeOption(k string, v sobek.Value) string {
+	if secretOptions[k] {
+		return "(hidden)"
+	}
+	return describe(v)
 }
 
 func parseOptions(v sobek.Value, required bool, f fields) error {
@@ -54,7 +69,7 @@ func parseOptions(v sobek.Value, required bool, f fields) error {
 			continue
 		}
 		if err := fn(val); err != nil {
-			return fmt.Errorf("option %s = %s: %w", k, describe(val), err)
+			return fmt.Errorf("option %s = %s: %w", k, describeOption(k, val), err)
 		}
 	}
 	return nil

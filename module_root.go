@@ -125,28 +125,6 @@ func (r *RootModule) Close() error {
 // closeCleanupTimeout bounds the cleanup Close runs for what scripts left.
 const closeCleanupTimeout = 5 * time.Minute
 
-// cleanupCoders runs every provider's cleanup concurrently.
-func cleanupCoders(coders map[string][]*coderObj) error {
-	ctx, cancel := context.WithTimeout(context.Background(), closeCleanupTimeout)
-	defer cancel()
-	var mu sync.Mutex
-	var errs []error
-	var wg sync.WaitGroup
-	for _, cs := range coders {
-		for _, c := range cs {
-			wg.Go(func() {
-				if err := c.cleanupOnClose(ctx); err != nil {
-					mu.Lock()
-					errs = append(errs, err)
-					mu.Unlock()
-				}
-			})
-		}
-	}
-	wg.Wait()
-	return errors.Join(errs...)
-}
-
 // onClose registers fn to run when the module closes (after the tailnet
 // nodes, before the labs). It fails when the module is already closed.
 func (r *RootModule) onClose(fn func() error) error {

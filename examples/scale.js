@@ -43,6 +43,8 @@ export const options = {
   },
   thresholds: {
     workspace_ready_duration: ['p(95)<120000'],
+    // Failed builds (and agents that never got ready) fail the gate.
+    'workspace_failed{op:create}': ['rate<0.01'],
     // One of the two has samples, depending on the target (see above).
     'traffic_rtt{transport:ssh}': ['p(95)<100'],
     'traffic_rtt{transport:terminal}': ['p(95)<500'],

@@ -165,3 +165,26 @@ func (l *Ledger) removeAll(ctx context.Context, r Remover, kind string, todo []E
 	wg.Wait()
 	return errs
 }
+
+// Limiter bounds how many removals run at once, possibly across the
+// ledgers of several providers of one deployment. The zero value is not
+// usable; create one with NewLimiter.
+type Limiter struct{ slots chan struct{} }
+
+// NewLimiter returns a Limiter of n slots (minimum 1).
+func NewLimiter(n int) *Limiter {
+	return &Limiter{slots: make(chan struct{}, max(n, 1))}
+}
+
+// Acquire takes a slot, waiting until one is free or ctx is done.
+func (l *Limiter) Acquire(ctx context.Context) error {
+	select {
+	case l.slots <- struct{}{}:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Release frees a slot taken by Acquire.
+func (l *Limiter) Release() { <-l.slots }

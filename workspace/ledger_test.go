@@ -95,3 +95,21 @@ func TestMetricNames(t *testing.T) {
 		}
 	}
 }
+
+func TestBelongsToRun(t *testing.T) {
+	for name, want := range map[string]bool{
+		"scaletest-abc-1":    true,
+		"scaletest-abcc1-7":  true,
+		"scaletest-abcc12-7": true,
+		"scaletest-abcd-1":   false,
+		"scaletest-abcc-1":   false,
+		"scaletest-ab-1":     false,
+		"other-abc-1":        false,
+		"scaletest-abc":      false,
+		"scaletest-abcc1x-1": false,
+	} {
+		if got := BelongsToRun(name, "abc"); got != want {
+			t.Errorf("BelongsToRun(%q, abc) = %v, want %v", name, got, want)
+		}
+	}
+}

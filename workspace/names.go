@@ -87,3 +87,24 @@ func IsScaletestName(name string) bool { return strings.HasPrefix(name, Scaletes
 func IsScaletestEmail(email string) bool {
 	return strings.HasSuffix(email, "@"+ScaletestEmailDomain)
 }
+
+// BelongsToRun reports whether a scaletest name was made for run runID:
+// scaletest-<runid>-<n>, or scaletest-<runid>c<k>-<n> for the k-th
+// provider of a cdeload process whose run id is runID.
+func BelongsToRun(name, runID string) bool {
+	rest, ok := strings.CutPrefix(name, ScaletestPrefix+runID)
+	if !ok {
+		return false
+	}
+	if after, ok := strings.CutPrefix(rest, "c"); ok {
+		digits := 0
+		for digits < len(after) && after[digits] >= '0' && after[digits] <= '9' {
+			digits++
+		}
+		if digits == 0 {
+			return false
+		}
+		rest = after[digits:]
+	}
+	return strings.HasPrefix(rest, "-")
+}

@@ -41,6 +41,7 @@ func commands() map[string]command {
 		"version": {"print the version", versionCommand},
 		"archive": {"pack a script, its options and its files into a tar archive", archiveCommand},
 		"lab":     {"serve an embedded CDE (tailnet, DERP, simulated workspaces, Coder API) on loopback", labRun},
+		"cleanup": {"remove the Coder workspaces and scaletest users a run left behind", cleanupCommand},
 	}
 }
 

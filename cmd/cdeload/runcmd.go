@@ -271,6 +271,7 @@ func executeRun(parent context.Context, rc *runContext) int {
 		select {
 		case sig := <-sigs:
 			rc.log.Error("stopped immediately by a second signal", "signal", sig.String())
+			reportLeftovers(s.errOut)
 			os.Exit(int(lib.ExitExternalAbort))
 		case <-parent.Done():
 		}

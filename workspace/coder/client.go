@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -40,12 +41,24 @@ type ClientOptions struct {
 	MaxRateLimitRetries int
 	// MaxRetryWait bounds a single wait before retrying (default 10s).
 	MaxRetryWait time.Duration
-	// MaxServerErrorRetries bounds retries of GET requests answered with a
-	// 5xx status or failing at the transport (default 3; negative disables).
+	// MaxServerErrorRetries bounds retries of idempotent requests (GET and
+	// DELETE) answered with a 5xx status or failing at the transport
+	// (default 3; negative disables).
 	MaxServerErrorRetries int
+	// RequestTimeout bounds each HTTP request, answer included (default
+	// DefaultRequestTimeout). A request that times out fails with a
+	// *NoAnswerError; idempotent ones are retried like a transport error.
+	RequestTimeout time.Duration
+	// Jitter returns a random fraction in [0, 1) that spreads retry waits
+	// (default math/rand/v2's Float64; tests may fix it).
+	Jitter func() float64
 	// UserAgent is sent as User-Agent (default "cdeload").
 	UserAgent string
 }
+
+// DefaultRequestTimeout bounds one HTTP request to Coder when
+// ClientOptions.RequestTimeout is not set.
+const DefaultRequestTimeout = 30 * time.Second
 
 // Client talks to one Coder deployment with one session token. It has its
 // own HTTP transport and is safe for concurrent use.
@@ -100,6 +113,12 @@ func NewClient(rawURL, token string, opts ClientOptions) (*Client, error) {
 	}
 	if opts.UserAgent == "" {
 		opts.UserAgent = "cdeload"
+	}
+	if opts.RequestTimeout <= 0 {
+		opts.RequestTimeout = DefaultRequestTimeout
+	}
+	if opts.Jitter == nil {
+		opts.Jitter = rand.Float64
 	}
 	c := &Client{base: u, token: token, opts: opts}
 	if opts.HTTPClient != nil {
@@ -162,6 +181,23 @@ func (e *APIError) Error() string {
 	return b.String()
 }
 
+// NoAnswerError is a request that got no answer within the client's
+// RequestTimeout while its caller was still waiting.
+type NoAnswerError struct {
+	// URL is the deployment URL.
+	URL string
+	// Timeout is the request timeout that elapsed.
+	Timeout time.Duration
+}
+
+// Error implements error.
+func (e *NoAnswerError) Error() string {
+	return fmt.Sprintf("no answer from %s in %v", e.URL, e.Timeout)
+}
+
+// Unwrap makes errors.Is(err, context.DeadlineExceeded) true.
+func (e *NoAnswerError) Unwrap() error { return context.DeadlineExceeded }
+
 // StatusCode returns the HTTP status of err if it is (or wraps) an APIError,
 // else 0.
 func StatusCode(err error) int {
@@ -203,8 +239,9 @@ func (c *Client) redact(err error) error {
 
 // Do sends a JSON request and decodes a JSON answer into out (if not nil).
 // A status other than one of want is returned as *APIError. 429 answers are
-// retried after Retry-After (or a bounded exponential backoff); GET requests
-// are also retried after 5xx answers and transport errors.
+// retried after Retry-After (or a bounded exponential backoff), with jitter;
+// idempotent requests (GET, DELETE) are also retried after 5xx answers,
+// transport errors and requests without an answer in RequestTimeout.
 func (c *Client) Do(ctx context.Context, method, path string, body, out any, want ...int) error {
 	return c.redact(c.do(ctx, method, path, body, out, want...))
 }
@@ -230,7 +267,7 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any, wan
 			if ctx.Err() != nil {
 				return fmt.Errorf("%s %s: %w", method, path, ctx.Err())
 			}
-			if method == http.MethodGet && errRetries < c.opts.MaxServerErrorRetries {
+			if idempotent(method) && errRetries < c.opts.MaxServerErrorRetries {
 				errRetries++
 				if werr := sleepCtx(ctx, c.backoff(errRetries)); werr != nil {
 					return fmt.Errorf("%s %s: %w (after %v)", method, path, werr, err)
@@ -261,18 +298,11 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any, wan
 				return fmt.Errorf("rate limited %d times, giving up: %w", rateRetries+1, apiErr)
 			}
 			rateRetries++
-			wait := retryAfter(header, time.Now())
-			if wait <= 0 {
-				wait = c.backoff(rateRetries)
-			}
-			if wait > c.opts.MaxRetryWait {
-				wait = c.opts.MaxRetryWait
-			}
-			if err := sleepCtx(ctx, wait); err != nil {
+			if err := sleepCtx(ctx, c.rateLimitWait(rateRetries, header)); err != nil {
 				return fmt.Errorf("%w (while waiting after: %v)", err, apiErr)
 			}
 			continue
-		case status >= 500 && method == http.MethodGet && errRetries < c.opts.MaxServerErrorRetries:
+		case status >= 500 && idempotent(method) && errRetries < c.opts.MaxServerErrorRetries:
 			errRetries++
 			if err := sleepCtx(ctx, c.backoff(errRetries)); err != nil {
 				return fmt.Errorf("%w (while waiting after: %v)", err, apiErr)
@@ -288,7 +318,9 @@ func (c *Client) roundTrip(ctx context.Context, method, path string, payload []b
 	if payload != nil {
 		rd = bytes.NewReader(payload)
 	}
-	req, err := http.NewRequestWithContext(ctx, method, c.base.String()+path, rd)
+	rctx, cancel := context.WithTimeoutCause(ctx, c.opts.RequestTimeout, errNoAnswer)
+	defer cancel()
+	req, err := http.NewRequestWithContext(rctx, method, c.base.String()+path, rd)
 	if err != nil {
 		return 0, nil, nil, err
 	}
@@ -306,23 +338,56 @@ func (c *Client) roundTrip(ctx context.Context, method, path string, payload []b
 	c.stats.requests.Add(1)
 	resp, err := c.http.Do(req)
 	if err != nil {
-		return 0, nil, nil, err
+		return 0, nil, nil, c.noAnswer(ctx, rctx, err)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
 	if err != nil {
-		return 0, nil, nil, fmt.Errorf("read answer: %w", err)
+		return 0, nil, nil, fmt.Errorf("read answer: %w", c.noAnswer(ctx, rctx, err))
 	}
 	return resp.StatusCode, resp.Header, body, nil
 }
 
-// backoff returns 100ms·2^(n-1), capped by MaxRetryWait.
+// errNoAnswer is the cause of a request context whose RequestTimeout ran out.
+var errNoAnswer = errors.New("request timeout")
+
+// noAnswer turns err into a *NoAnswerError when the request's own timeout
+// ended it while the caller (ctx) was still waiting.
+func (c *Client) noAnswer(ctx, rctx context.Context, err error) error {
+	if ctx.Err() == nil && errors.Is(context.Cause(rctx), errNoAnswer) {
+		return &NoAnswerError{URL: c.base.String(), Timeout: c.opts.RequestTimeout}
+	}
+	return err
+}
+
+// idempotent reports whether a request may be re-sent after a 5xx or a
+// transport error without risking a second effect.
+func idempotent(method string) bool {
+	return method == http.MethodGet || method == http.MethodDelete
+}
+
+// backoff returns a wait before retry n: 100ms·2^(n-1) capped by
+// MaxRetryWait, scaled by a random factor in [0.5, 1) so that clients
+// failing together do not retry together.
 func (c *Client) backoff(n int) time.Duration {
 	d := 100 * time.Millisecond
 	for i := 1; i < n && d < c.opts.MaxRetryWait; i++ {
 		d *= 2
 	}
-	return min(d, c.opts.MaxRetryWait)
+	d = min(d, c.opts.MaxRetryWait)
+	return d/2 + time.Duration(c.opts.Jitter()*float64(d/2))
+}
+
+// rateLimitWait is the wait before retry n of a request answered 429: at
+// least the server's Retry-After (never cut short: retrying earlier only
+// earns another 429), else the backoff; plus a random extra of up to half a
+// second so that clients limited in the same second spread out.
+func (c *Client) rateLimitWait(n int, h http.Header) time.Duration {
+	wait := retryAfter(h, time.Now())
+	if wait <= 0 {
+		return c.backoff(n)
+	}
+	return wait + time.Duration(c.opts.Jitter()*float64(500*time.Millisecond))
 }
 
 // retryAfter parses a Retry-After header (seconds or HTTP date); 0 if absent.

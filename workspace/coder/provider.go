@@ -23,6 +23,9 @@ const (
 	UsersMe = "me"
 )
 
+// DefaultCleanupConcurrency is Config.CleanupConcurrency when not set.
+const DefaultCleanupConcurrency = 16
+
 // Config configures a Provider.
 type Config struct {
 	// URL is the Coder deployment URL (required).
@@ -56,7 +59,9 @@ type Config struct {
 	IgnoreLifecycle bool
 	// NoWaitForAgents makes WaitReady return when the build succeeded.
 	NoWaitForAgents bool
-	// CleanupConcurrency bounds parallel removals in Cleanup (default 8).
+	// CleanupConcurrency bounds the removals Cleanup requests at once
+	// (default DefaultCleanupConcurrency); a removal holds its slot until
+	// its delete is under way, not while it waits for the workspace to go.
 	CleanupConcurrency int
 	// Observer receives phase timings and failures (default: none).
 	Observer workspace.Observer
@@ -100,7 +105,7 @@ func (c *Config) validate() error {
 		}
 	}
 	if c.CleanupConcurrency <= 0 {
-		c.CleanupConcurrency = 8
+		c.CleanupConcurrency = DefaultCleanupConcurrency
 	}
 	if c.Observer == nil {
 		c.Observer = workspace.NopObserver{}
@@ -268,7 +273,7 @@ func (p *Provider) create(ctx context.Context, req workspace.CreateRequest) (wor
 	} else {
 		username := p.namer.Name(n)
 		p.ledger.Record(workspace.Entry{Kind: workspace.KindUser, Name: username})
-		owner, err = p.client.CreateUser(ctx, CreateUserRequest{
+		ureq := CreateUserRequest{
 			Email:           p.namer.Email(n),
 			Username:        username,
 			Name:            "Scaletest " + username,
@@ -276,7 +281,10 @@ func (p *Provider) create(ctx context.Context, req workspace.CreateRequest) (wor
 			LoginType:       "password",
 			UserStatus:      "active",
 			OrganizationIDs: []string{org.ID},
-		})
+		}
+		owner, err = createOrFind(ctx, p.client,
+			func(ctx context.Context) (User, error) { return p.client.CreateUser(ctx, ureq) },
+			func(ctx context.Context) (User, error) { return p.client.User(ctx, username) })
 		if err != nil {
 			return ws, fmt.Errorf("create workspace %s: create user %s: %w", name, username, err)
 		}
@@ -284,11 +292,14 @@ func (p *Provider) create(ctx context.Context, req workspace.CreateRequest) (wor
 	}
 	p.ledger.Record(workspace.Entry{Kind: workspace.KindWorkspace, Name: name, Owner: owner.Username})
 	requested := time.Now()
-	w, err := p.client.CreateWorkspace(ctx, org.ID, owner.ID, CreateWorkspaceRequest{
-		TemplateID:          t.tmpl.ID,
-		Name:                name,
-		RichParameterValues: values,
-	})
+	wreq := CreateWorkspaceRequest{TemplateID: t.tmpl.ID, Name: name, RichParameterValues: values}
+	w, err := createOrFind(ctx, p.client,
+		func(ctx context.Context) (Workspace, error) {
+			return p.client.CreateWorkspace(ctx, org.ID, owner.ID, wreq)
+		},
+		func(ctx context.Context) (Workspace, error) {
+			return p.client.WorkspaceByOwnerAndName(ctx, owner.Username, name)
+		})
 	if err != nil {
 		return ws, fmt.Errorf("create workspace %s: %w", name, err)
 	}
@@ -342,7 +353,7 @@ func (p *Provider) doWaitReady(ctx context.Context, ws workspace.Workspace) (wor
 			build = b
 			break
 		}
-		failure := fmt.Errorf("workspace %s: build #%d %s: %s", ws.Name, b.BuildNumber, b.Job.Status, orNone(b.Job.Error))
+		failure := fmt.Errorf("workspace %s: %w", ws.Name, &BuildError{Number: b.BuildNumber, Status: b.Job.Status, Message: b.Job.Error})
 		if b.Job.Status != JobFailed || attempt >= p.cfg.Retries {
 			if attempt > 0 {
 				failure = fmt.Errorf("%w (after %d retries)", failure, attempt)
@@ -420,16 +431,19 @@ func (p *Provider) waitBuild(ctx context.Context, wsName, buildID string, timeou
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	var last WorkspaceBuild
+	var fails int
 	for {
 		b, err := p.client.WorkspaceBuild(ctx, buildID)
 		if err == nil {
-			last = b
+			last, fails = b, 0
 			if !JobActive(b.Job.Status) {
 				return b, nil
 			}
 		}
 		if err != nil && ctx.Err() == nil {
-			return last, fmt.Errorf("workspace %s: build %s: %w", wsName, buildID, err)
+			if fails++; !transient(err) || fails > maxPollFailures {
+				return last, fmt.Errorf("workspace %s: build %s: %w", wsName, buildID, err)
+			}
 		}
 		if werr := sleepCtx(ctx, p.cfg.PollInterval); werr != nil || ctx.Err() != nil {
 			return last, p.timeoutErr(ctx, fmt.Sprintf("workspace %s: build #%d not finished after %v (job status %s)",
@@ -453,11 +467,12 @@ func (p *Provider) timeoutErr(ctx context.Context, msg string) error {
 func (p *Provider) waitAgents(ctx context.Context, wsName string, b WorkspaceBuild) (WorkspaceBuild, error) {
 	ctx, cancel := context.WithTimeout(ctx, p.cfg.AgentTimeout)
 	defer cancel()
+	var fails int
 	for {
 		var pending *WorkspaceAgent
 		for _, a := range b.Agents() {
-			if a.LifecycleState == LifecycleStartError || a.LifecycleState == LifecycleStartTimeout {
-				return b, fmt.Errorf("workspace %s: agent %q lifecycle %s", wsName, a.Name, a.LifecycleState)
+			if err := agentGone(a); err != nil {
+				return b, fmt.Errorf("workspace %s: %w", wsName, err)
 			}
 			if a.Status != AgentConnected || (!p.cfg.IgnoreLifecycle && a.LifecycleState != LifecycleReady) {
 				pending = &a
@@ -481,9 +496,12 @@ func (p *Provider) waitAgents(ctx context.Context, wsName string, b WorkspaceBui
 			if ctx.Err() != nil {
 				continue // reported as a timeout on the next round
 			}
+			if fails++; transient(err) && fails <= maxPollFailures {
+				continue
+			}
 			return b, fmt.Errorf("workspace %s: build %s: %w", wsName, b.ID, err)
 		}
-		b = nb
+		b, fails = nb, 0
 	}
 }
 
@@ -523,7 +541,7 @@ func (p *Provider) transition(ctx context.Context, ws workspace.Workspace, trans
 		return b, err
 	}
 	if b.Job.Status != JobSucceeded {
-		return b, fmt.Errorf("workspace %s: %s build #%d %s: %s", ws.Name, transition, b.BuildNumber, b.Job.Status, orNone(b.Job.Error))
+		return b, fmt.Errorf("workspace %s: %w", ws.Name, &BuildError{Transition: transition, Number: b.BuildNumber, Status: b.Job.Status, Message: b.Job.Error})
 	}
 	return b, nil
 }
@@ -570,7 +588,7 @@ func (p *Provider) cancelActive(ctx context.Context, name, id string) error {
 // Delete implements workspace.Provider.
 func (p *Provider) Delete(ctx context.Context, ws workspace.Workspace) error {
 	start := time.Now()
-	err := p.removeWorkspace(ctx, workspace.Entry{Kind: workspace.KindWorkspace, Name: ws.Name, ID: ws.ID, Owner: ws.Owner})
+	err := p.removeWorkspace(ctx, workspace.Entry{Kind: workspace.KindWorkspace, Name: ws.Name, ID: ws.ID, Owner: ws.Owner}, nil)
 	if err != nil {
 		p.cfg.Observer.OnFailure(workspace.OpDelete, err)
 		return err
@@ -582,10 +600,40 @@ func (p *Provider) Delete(ctx context.Context, ws workspace.Workspace) error {
 }
 
 // removeWorkspace deletes a workspace and waits until it is gone; a
-// workspace that does not exist is success.
-func (p *Provider) removeWorkspace(ctx context.Context, e workspace.Entry) error {
+// workspace that does not exist is success. An attempt that failed with a
+// server error or without an answer is retried with backoff: each attempt
+// looks at the workspace first, so a delete that was started is not
+// started again.
+// With lim (cleanup), a slot is held while the delete is being requested.
+func (p *Provider) removeWorkspace(ctx context.Context, e workspace.Entry, lim *workspace.Limiter) error {
 	ctx, cancel := context.WithTimeout(ctx, p.cfg.DeleteTimeout)
 	defer cancel()
+	for retry := 0; ; retry++ {
+		err := p.removeWorkspaceOnce(ctx, e, lim)
+		if err == nil || !transient(err) || retry >= maxDeleteRetries || ctx.Err() != nil {
+			return err
+		}
+		if werr := sleepCtx(ctx, p.client.backoff(retry+1)); werr != nil {
+			return err
+		}
+	}
+}
+
+func (p *Provider) removeWorkspaceOnce(ctx context.Context, e workspace.Entry, lim *workspace.Limiter) error {
+	if lim != nil {
+		if err := lim.Acquire(ctx); err != nil {
+			return fmt.Errorf("workspace %s: waiting for a cleanup slot: %w", e.Name, err)
+		}
+		held := true
+		release := func() {
+			if held {
+				held = false
+				lim.Release()
+			}
+		}
+		defer release()
+		ctx = context.WithValue(ctx, releaseKey{}, release)
+	}
 	id := e.ID
 	if id == "" {
 		owner := e.Owner
@@ -630,6 +678,9 @@ func (p *Provider) removeWorkspace(ctx context.Context, e workspace.Entry) error
 				return fmt.Errorf("workspace %s: delete: %w", e.Name, err)
 			}
 		}
+		if release, ok := ctx.Value(releaseKey{}).(func()); ok {
+			release() // the delete is under way: waiting needs no slot
+		}
 		b, err := p.waitBuild(ctx, e.Name, del.ID, p.cfg.DeleteTimeout)
 		if IsNotFound(err) {
 			return nil
@@ -641,20 +692,25 @@ func (p *Provider) removeWorkspace(ctx context.Context, e workspace.Entry) error
 			if attempt < 3 && b.Job.Status == JobCanceled {
 				continue
 			}
-			return fmt.Errorf("workspace %s: delete build #%d %s: %s", e.Name, b.BuildNumber, b.Job.Status, orNone(b.Job.Error))
+			return fmt.Errorf("workspace %s: %w", e.Name, &BuildError{Transition: TransitionDelete, Number: b.BuildNumber, Status: b.Job.Status, Message: b.Job.Error})
 		}
 		return p.waitGone(ctx, e.Name, id)
 	}
 }
 
 func (p *Provider) waitGone(ctx context.Context, name, id string) error {
+	var fails int
 	for {
 		_, err := p.client.Workspace(ctx, id)
 		if IsNotFound(err) {
 			return nil
 		}
 		if err != nil && ctx.Err() == nil {
-			return fmt.Errorf("workspace %s: %w", name, err)
+			if fails++; !transient(err) || fails > maxPollFailures {
+				return fmt.Errorf("workspace %s: %w", name, err)
+			}
+		} else {
+			fails = 0
 		}
 		if err := sleepCtx(ctx, p.cfg.PollInterval); err != nil {
 			return p.timeoutErr(ctx, fmt.Sprintf("workspace %s: still present after its delete build", name))
@@ -691,26 +747,50 @@ func (p *Provider) removeOwnedWorkspaces(ctx context.Context, owner string) erro
 	}
 	var errs []error
 	for _, w := range page.Workspaces {
-		errs = append(errs, p.removeWorkspace(ctx, workspace.Entry{Kind: workspace.KindWorkspace, Name: w.Name, ID: w.ID, Owner: w.OwnerName}))
+		errs = append(errs, p.removeWorkspace(ctx, workspace.Entry{Kind: workspace.KindWorkspace, Name: w.Name, ID: w.ID, Owner: w.OwnerName}, nil))
 	}
 	return errors.Join(errs...)
 }
 
-type remover struct{ p *Provider }
+type remover struct {
+	p   *Provider
+	lim *workspace.Limiter
+}
 
 func (r remover) RemoveWorkspace(ctx context.Context, e workspace.Entry) error {
-	return r.p.removeWorkspace(ctx, e)
+	return r.p.removeWorkspace(ctx, e, r.lim)
 }
+
 func (r remover) RemoveUser(ctx context.Context, e workspace.Entry) error {
+	if err := r.lim.Acquire(ctx); err != nil {
+		return fmt.Errorf("user %s: waiting for a cleanup slot: %w", e.Name, err)
+	}
+	defer r.lim.Release()
 	return r.p.removeUser(ctx, e)
 }
 
+// releaseKey carries, in a removal's context, the function that frees its
+// cleanup slot once the delete is under way.
+type releaseKey struct{}
+
+// cleanupGoroutines bounds the removals a ledger runs at once; the
+// Limiter bounds the requests among them.
+const cleanupGoroutines = 1024
+
 // Cleanup implements workspace.Provider: it removes every recorded workspace
-// (cancelling active builds first), then every recorded user. Resources
-// already gone count as removed, so Cleanup is idempotent and may run with a
-// fresh context after the run's context was cancelled.
+// (cancelling active builds first), then every recorded user, requesting at
+// most CleanupConcurrency removals at once. Resources already gone count as
+// removed, so Cleanup is idempotent and may run with a fresh context after
+// the run's context was cancelled.
 func (p *Provider) Cleanup(ctx context.Context) error {
-	return p.ledger.Cleanup(ctx, remover{p}, p.cfg.CleanupConcurrency, func(_ workspace.Entry, err error) {
+	return p.CleanupShared(ctx, workspace.NewLimiter(p.cfg.CleanupConcurrency))
+}
+
+// CleanupShared is Cleanup with removals bounded by lim, which other
+// providers of the deployment may share so that cleaning up every virtual
+// user's provider at once stays within one bound.
+func (p *Provider) CleanupShared(ctx context.Context, lim *workspace.Limiter) error {
+	return p.ledger.Cleanup(ctx, remover{p, lim}, cleanupGoroutines, func(_ workspace.Entry, err error) {
 		p.cfg.Observer.OnFailure(workspace.OpCleanup, err)
 	})
 }
@@ -720,24 +800,42 @@ func (p *Provider) Cleanup(ctx context.Context) error {
 // runs Cleanup. It is the equivalent of Coder's scaletest cleanup for
 // resources left by a process that died.
 func (p *Provider) Sweep(ctx context.Context, prefix string) error {
-	if !strings.HasPrefix(prefix, workspace.ScaletestPrefix) {
-		return fmt.Errorf("sweep: prefix %q must start with %q", prefix, workspace.ScaletestPrefix)
+	found, err := p.FindScaletest(ctx, prefix, nil)
+	if err != nil {
+		return err
 	}
+	for _, e := range found {
+		p.ledger.Record(e)
+	}
+	return p.Cleanup(ctx)
+}
+
+// FindScaletest lists the workspaces and users on the deployment whose
+// name starts with prefix (which must start with "scaletest-") and, if
+// match is not nil, that match accepts; workspaces first.
+func (p *Provider) FindScaletest(ctx context.Context, prefix string, match func(name string) bool) ([]workspace.Entry, error) {
+	if !strings.HasPrefix(prefix, workspace.ScaletestPrefix) {
+		return nil, fmt.Errorf("sweep: prefix %q must start with %q", prefix, workspace.ScaletestPrefix)
+	}
+	ok := func(name string) bool { return strings.HasPrefix(name, prefix) && (match == nil || match(name)) }
 	wss, err := p.listWorkspaces(ctx, prefix)
 	if err != nil {
-		return fmt.Errorf("sweep: %w", err)
+		return nil, fmt.Errorf("sweep: %w", err)
 	}
+	var out []workspace.Entry
 	for _, w := range wss {
-		p.ledger.Record(workspace.Entry{Kind: workspace.KindWorkspace, Name: w.Name, ID: w.ID, Owner: w.OwnerName})
+		if ok(w.Name) {
+			out = append(out, workspace.Entry{Kind: workspace.KindWorkspace, Name: w.Name, ID: w.ID, Owner: w.OwnerName})
+		}
 	}
 	for offset := 0; ; {
 		page, err := p.client.Users(ctx, prefix, offset, 100)
 		if err != nil {
-			return fmt.Errorf("sweep: list users: %w", err)
+			return nil, fmt.Errorf("sweep: list users: %w", err)
 		}
 		for _, u := range page.Users {
-			if strings.HasPrefix(u.Username, prefix) {
-				p.ledger.Record(workspace.Entry{Kind: workspace.KindUser, Name: u.Username, ID: u.ID})
+			if ok(u.Username) {
+				out = append(out, workspace.Entry{Kind: workspace.KindUser, Name: u.Username, ID: u.ID})
 			}
 		}
 		offset += len(page.Users)
@@ -745,7 +843,7 @@ func (p *Provider) Sweep(ctx context.Context, prefix string) error {
 			break
 		}
 	}
-	return p.Cleanup(ctx)
+	return out, nil
 }
 
 func (p *Provider) listWorkspaces(ctx context.Context, prefix string) ([]Workspace, error) {
@@ -838,6 +936,136 @@ func randomPassword() string {
 		b[i] = alphabet[int(b[i])%len(alphabet)]
 	}
 	return string(b[:])
+}
+
+// Retry bounds of the provider's own retries, on top of the client's.
+const (
+	// maxPollFailures is how many failed status polls in a row a wait
+	// tolerates when each failed for a transient reason.
+	maxPollFailures = 3
+	// maxCreateRetries bounds re-sending a create after a transient error.
+	maxCreateRetries = 4
+	// maxDeleteRetries bounds re-trying a workspace removal after a
+	// transient error.
+	maxDeleteRetries = 5
+)
+
+// transient reports whether err may go away by itself: a 5xx answer or no
+// answer at all.
+func transient(err error) bool {
+	var na *NoAnswerError
+	return StatusCode(err) >= 500 || errors.As(err, &na)
+}
+
+// createOrFind sends a create request; when it fails transiently the
+// request may still have been processed, so the resource is looked up by
+// name before the create is sent again: nothing is created twice, nothing
+// created is lost. A 409 after such a failure also means it exists.
+func createOrFind[T any](ctx context.Context, c *Client, create, find func(context.Context) (T, error)) (T, error) {
+	for retry := 0; ; retry++ {
+		v, err := create(ctx)
+		if err == nil {
+			return v, nil
+		}
+		if !(transient(err) || retry > 0 && StatusCode(err) == http.StatusConflict) || ctx.Err() != nil {
+			return v, err
+		}
+		found, ferr := find(ctx)
+		if ferr == nil {
+			return found, nil
+		}
+		if !IsNotFound(ferr) {
+			return v, fmt.Errorf("%w (then looking it up: %v)", err, ferr)
+		}
+		if retry >= maxCreateRetries {
+			return v, fmt.Errorf("%w (after %d retries)", err, retry)
+		}
+		if werr := sleepCtx(ctx, c.backoff(retry+1)); werr != nil {
+			return v, err
+		}
+	}
+}
+
+// agentGone returns why an agent will not become ready by waiting: it
+// connected and then disconnected, or its lifecycle failed or shut down.
+func agentGone(a WorkspaceAgent) error {
+	switch a.LifecycleState {
+	case LifecycleStartError, LifecycleStartTimeout, LifecycleShuttingDown, LifecycleShutdownError, LifecycleShutdownTimeout, LifecycleOff:
+		return &AgentError{Agent: a.Name, State: "lifecycle " + a.LifecycleState}
+	}
+	if a.Status == AgentDisconnected && a.FirstConnectedAt != nil {
+		return &AgentError{Agent: a.Name, State: "disconnected after it had connected"}
+	}
+	return nil
+}
+
+// AgentError ends a wait for an agent that will not become ready: it
+// disconnected after connecting, or its lifecycle failed or shut down.
+type AgentError struct {
+	// Agent is the agent's name.
+	Agent string
+	// State says what happened ("lifecycle start_error", "disconnected …").
+	State string
+}
+
+// Error implements error.
+func (e *AgentError) Error() string { return fmt.Sprintf("agent %q %s", e.Agent, e.State) }
+
+// BuildError is a build whose job ended without success.
+type BuildError struct {
+	// Transition is "stop" or "delete"; "" for the start build of a create.
+	Transition string
+	// Number is the build number.
+	Number int32
+	// Status is the job status (failed, canceled).
+	Status string
+	// Message is the job's error.
+	Message string
+}
+
+// Error implements error.
+func (e *BuildError) Error() string {
+	t := ""
+	if e.Transition != "" {
+		t = e.Transition + " "
+	}
+	return fmt.Sprintf("%sbuild #%d %s: %s", t, e.Number, e.Status, orNone(e.Message))
+}
+
+// FailureReason classifies why a lifecycle operation failed, for the
+// reason tag of workspace_failed: build_failed, build_canceled, agent,
+// no_answer, rate_limited, server_error, api_error, timeout, canceled, or
+// "" when unknown.
+func FailureReason(err error) string {
+	var (
+		be *BuildError
+		ae *AgentError
+		na *NoAnswerError
+	)
+	switch {
+	case err == nil:
+		return ""
+	case errors.As(err, &be):
+		if be.Status == JobCanceled {
+			return "build_canceled"
+		}
+		return "build_failed"
+	case errors.As(err, &ae):
+		return "agent"
+	case errors.As(err, &na):
+		return "no_answer"
+	case StatusCode(err) == http.StatusTooManyRequests:
+		return "rate_limited"
+	case StatusCode(err) >= 500:
+		return "server_error"
+	case StatusCode(err) != 0:
+		return "api_error"
+	case errors.Is(err, context.DeadlineExceeded):
+		return "timeout"
+	case errors.Is(err, context.Canceled):
+		return "canceled"
+	}
+	return ""
 }
 
 func orNone(s string) string {

@@ -203,7 +203,9 @@ const (
 	LifecycleReady         = "ready"
 	LifecycleShuttingDown  = "shutting_down"
 	LifecycleShutdownError = "shutdown_error"
-	LifecycleOff           = "off"
+	// LifecycleShutdownTimeout: the shutdown script ran out of time.
+	LifecycleShutdownTimeout = "shutdown_timeout"
+	LifecycleOff             = "off"
 )
 
 // WorkspaceAgent is an agent of a workspace resource.
