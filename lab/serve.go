@@ -1,6 +1,7 @@
 package lab
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -16,6 +17,10 @@ type ServeOptions struct {
 	// Ready, if set, is called with the running lab after the banner is
 	// printed.
 	Ready func(*Lab)
+	// EnvFile, if set, receives the shell exports once the lab serves,
+	// written atomically (a temporary file renamed into place), so a
+	// script can wait for the file and source it; it is removed on exit.
+	EnvFile string
 }
 
 // Serve starts a lab, prints shell exports (TS_CONTROL_URL, TS_AUTHKEY,
@@ -46,14 +51,11 @@ func Serve(ctx context.Context, cfg Config, opts ServeOptions, out io.Writer) (e
 		return fmt.Errorf("lab: write SSH key: %w", err)
 	}
 	c := l.Credentials()
-	fmt.Fprintf(out, "export TS_CONTROL_URL=%s\n", l.ControlURL())
-	fmt.Fprintf(out, "export TS_AUTHKEY=%s\n", l.AuthKey())
-	fmt.Fprintf(out, "export CDELOAD_LAB_URL=%s\n", l.URL())
-	fmt.Fprintf(out, "export CDELOAD_SSH_USER=%s\n", c.User)
-	fmt.Fprintf(out, "export CDELOAD_SSH_KEY=%s\n", keyFile)
+	exports := shellExports(l, keyFile)
+	if _, err := out.Write(exports); err != nil {
+		return fmt.Errorf("lab: print exports: %w", err)
+	}
 	if l.Coder() != nil {
-		fmt.Fprintf(out, "export CODER_URL=%s\n", l.CoderURL())
-		fmt.Fprintf(out, "export CODER_SESSION_TOKEN=%s\n", l.CoderToken())
 		fmt.Fprintf(out, "# Coder admin: %s / %s (template \"kubernetes\")\n", l.Coder().AdminEmail, l.Coder().AdminPassword)
 	}
 	fmt.Fprintf(out, "# workspace host key: %s\n", c.HostKeyLine())
@@ -61,10 +63,62 @@ func Serve(ctx context.Context, cfg Config, opts ServeOptions, out io.Writer) (e
 		fmt.Fprintf(out, "# workspace %s %s\n", ws.Name(), ws.SSHAddr())
 	}
 	fmt.Fprintf(out, "# start more: curl -X POST -d '{\"name\":\"ws-x\"}' %s/lab/v1/workspaces\n", l.URL())
+	if opts.EnvFile != "" {
+		if err := writeFileAtomic(opts.EnvFile, exports); err != nil {
+			return fmt.Errorf("lab: --env-file: %w", err)
+		}
+		defer os.Remove(opts.EnvFile)
+		fmt.Fprintf(out, "# exports written to %s\n", opts.EnvFile)
+	}
 	fmt.Fprintln(out, "# serving; interrupt to stop")
 	if opts.Ready != nil {
 		opts.Ready(l)
 	}
 	<-ctx.Done()
+	return nil
+}
+
+// shellExports are the export lines of the lab's settings, for eval or
+// source.
+func shellExports(l *Lab, keyFile string) []byte {
+	var b bytes.Buffer
+	fmt.Fprintf(&b, "export TS_CONTROL_URL=%s\n", l.ControlURL())
+	fmt.Fprintf(&b, "export TS_AUTHKEY=%s\n", l.AuthKey())
+	fmt.Fprintf(&b, "export CDELOAD_LAB_URL=%s\n", l.URL())
+	fmt.Fprintf(&b, "export CDELOAD_SSH_USER=%s\n", l.Credentials().User)
+	fmt.Fprintf(&b, "export CDELOAD_SSH_KEY=%s\n", keyFile)
+	if l.Coder() != nil {
+		fmt.Fprintf(&b, "export CODER_URL=%s\n", l.CoderURL())
+		fmt.Fprintf(&b, "export CODER_SESSION_TOKEN=%s\n", l.CoderToken())
+	}
+	return b.Bytes()
+}
+
+// writeFileAtomic writes data to path through a temporary file in the same
+// directory renamed into place, so a reader sees nothing or all of it.
+func writeFileAtomic(path string, data []byte) error {
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
+	if err != nil {
+		return err
+	}
+	tmp := f.Name()
+	if err := f.Chmod(0o600); err != nil {
+		f.Close()
+		os.Remove(tmp)
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.Close()
+		os.Remove(tmp)
+		return err
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(tmp)
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		os.Remove(tmp)
+		return err
+	}
 	return nil
 }

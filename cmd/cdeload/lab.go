@@ -33,6 +33,7 @@ func labCommandContext(ctx context.Context, args []string, stdout, stderr io.Wri
 	par := fs.Int("parallelism", 0, "concurrent workspace starts/stops (0 = default)")
 	fullMesh := fs.Bool("full-mesh", false, "let workspaces see each other (default: hub-and-spoke)")
 	keyFile := fs.String("key-file", "", "write the SSH client key here (default: a temporary file)")
+	envFile := fs.String("env-file", "", "once serving, write the shell exports to this file atomically (source it); removed on exit")
 	verbose := fs.BoolP("verbose", "v", false, "log control, DERP and node diagnostics to stderr")
 	noCoder := fs.Bool("no-coder", false, "do not run the Coder API simulator")
 	buildLatency := fs.Duration("build-latency", 0, "Coder: how long a workspace build job runs (e.g. 2s)")
@@ -80,7 +81,7 @@ func labCommandContext(ctx context.Context, args []string, stdout, stderr io.Wri
 	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := lab.Serve(ctx, cfg, lab.ServeOptions{KeyFile: *keyFile}, stdout); err != nil {
+	if err := lab.Serve(ctx, cfg, lab.ServeOptions{KeyFile: *keyFile, EnvFile: *envFile}, stdout); err != nil {
 		fmt.Fprintf(stderr, "cdeload lab: %v\n", err)
 		return 1
 	}

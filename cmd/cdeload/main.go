@@ -25,6 +25,16 @@ type stdio struct {
 	in          io.Reader
 	out, errOut io.Writer
 	env         map[string]string
+	// name is the name the binary was invoked as ("k6" through a link).
+	name string
+}
+
+// binaryName is the invoked name, "cdeload" when unknown.
+func (s *stdio) binaryName() string {
+	if s.name == "" {
+		return "cdeload"
+	}
+	return s.name
 }
 
 // command is a subcommand of the CLI.
@@ -57,8 +67,12 @@ func main() {
 
 func dispatch(ctx context.Context, s *stdio, argv []string) int {
 	name := filepath.Base(argv[0])
-	args := argv[1:]
+	s.name = name
+	global, args, err := splitGlobalFlags(argv[1:])
 	cmds := commands()
+	if err != nil {
+		return flagError(s, "", err)
+	}
 	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
 		usage(s.out, name, cmds)
 		return 0
@@ -72,7 +86,37 @@ func dispatch(ctx context.Context, s *stdio, argv []string) int {
 		usage(s.errOut, name, cmds)
 		return 255
 	}
-	return c.run(ctx, s, args[1:])
+	return c.run(ctx, s, append(global, args[1:]...))
+}
+
+// globalFlags are k6's persistent flags, which k6 accepts before the
+// command too (`k6 --quiet run x.js`); the value tells whether the flag
+// takes a value.
+var globalFlags = map[string]bool{
+	"-q": false, "--quiet": false, "-v": false, "--verbose": false, "--no-color": false,
+	"-a": true, "--address": true, "-c": true, "--config": true, "--log-format": true,
+}
+
+// splitGlobalFlags moves the persistent flags given before the command out
+// of args, so that the command parses them as its own flags.
+func splitGlobalFlags(args []string) (global, rest []string, err error) {
+	for len(args) > 0 && strings.HasPrefix(args[0], "-") && args[0] != "-h" && args[0] != "--help" && args[0] != "--version" {
+		flag, _, hasValue := strings.Cut(args[0], "=")
+		takesValue, known := globalFlags[flag]
+		if !known {
+			return nil, nil, fmt.Errorf("unknown flag: %s", args[0])
+		}
+		global = append(global, args[0])
+		args = args[1:]
+		if takesValue && !hasValue {
+			if len(args) == 0 {
+				return nil, nil, fmt.Errorf("flag needs an argument: %s", flag)
+			}
+			global = append(global, args[0])
+			args = args[1:]
+		}
+	}
+	return global, args, nil
 }
 
 func usage(w io.Writer, name string, cmds map[string]command) {

@@ -11,20 +11,48 @@ import (
 	"github.com/cdeload/cdeload/engine/run"
 )
 
-// progress draws k6-style progress lines on a terminal while the test
-// runs, and prints the final state once at the end.
+// progress shows k6-style progress lines while the test runs: redrawn in
+// place on a terminal (stderr), or, when stderr is not a terminal, printed
+// as plain blocks every second on stdout as k6 does, so that a CI log shows
+// the run is alive. Its final frame is drawn once, before the summary.
 type progress struct {
 	w     io.Writer
-	live  bool
+	mode  progressMode
 	mu    sync.Mutex
 	exec  *run.Execution
 	lines int
 	done  chan struct{}
 	wg    sync.WaitGroup
+	once  sync.Once
 }
 
-func newProgress(w io.Writer, live bool) *progress {
-	return &progress{w: w, live: live, done: make(chan struct{})}
+// progressMode is how progress is shown.
+type progressMode int
+
+const (
+	progressOff   progressMode = iota // --quiet
+	progressLive                      // a terminal: redrawn in place
+	progressPlain                     // not a terminal: one block per interval
+)
+
+// Redraw intervals: a terminal is redrawn often, a log gets a block a
+// second (k6's cadence for each).
+const (
+	liveInterval  = 200 * time.Millisecond
+	plainInterval = time.Second
+)
+
+// newProgress picks where and how progress goes: nowhere with quiet, live
+// on stderr when it is a terminal, plain blocks on stdout otherwise.
+func newProgress(s *stdio, quiet bool) *progress {
+	switch {
+	case quiet:
+		return &progress{w: io.Discard, mode: progressOff, done: make(chan struct{})}
+	case isTerminal(s.errOut):
+		return &progress{w: s.errOut, mode: progressLive, done: make(chan struct{})}
+	default:
+		return &progress{w: s.out, mode: progressPlain, done: make(chan struct{})}
+	}
 }
 
 // attach is the run's OnExecution hook.
@@ -32,13 +60,17 @@ func (p *progress) attach(e *run.Execution) {
 	p.mu.Lock()
 	p.exec = e
 	p.mu.Unlock()
-	if !p.live {
+	if p.mode == progressOff {
 		return
+	}
+	interval := liveInterval
+	if p.mode == progressPlain {
+		interval = plainInterval
 	}
 	p.wg.Add(1)
 	go func() {
 		defer p.wg.Done()
-		t := time.NewTicker(200 * time.Millisecond)
+		t := time.NewTicker(interval)
 		defer t.Stop()
 		for {
 			select {
@@ -51,14 +83,18 @@ func (p *progress) attach(e *run.Execution) {
 	}()
 }
 
-// stop ends the live lines and, when final, prints the last state.
-func (p *progress) stop(final bool) {
-	close(p.done)
-	p.wg.Wait()
-	if final {
-		p.draw()
-		fmt.Fprintln(p.w)
-	}
+// stop ends the periodic drawing and draws the final frame; only the first
+// call does anything, so it can run before the summary and again on paths
+// where there is none.
+func (p *progress) stop() {
+	p.once.Do(func() {
+		close(p.done)
+		p.wg.Wait()
+		if p.mode != progressOff {
+			p.draw()
+			fmt.Fprintln(p.w)
+		}
+	})
 }
 
 func (p *progress) draw() {
@@ -68,7 +104,8 @@ func (p *progress) draw() {
 		return
 	}
 	var b strings.Builder
-	if p.live && p.lines > 0 {
+	live := p.mode == progressLive
+	if live && p.lines > 0 {
 		fmt.Fprintf(&b, "\x1b[%dA", p.lines)
 	}
 	c := p.exec.Counters()
@@ -88,7 +125,7 @@ func (p *progress) draw() {
 		lines = append(lines, fmt.Sprintf("%-*s %s [%s] %s", width, s.Name, mark, bar(s.Fraction, 40), s.Status))
 	}
 	for _, l := range lines {
-		if p.live {
+		if live {
 			b.WriteString("\x1b[2K")
 		}
 		b.WriteString(l)

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/spf13/pflag"
@@ -67,22 +68,51 @@ func runCommand(ctx context.Context, s *stdio, args []string) int {
 }
 
 // parseFlags parses args; done is true when the command must return code.
+// --help prints the usage on stdout (exit 0), as k6 does; a bad flag or
+// value is logged as k6 words it ("unknown flag: --x", "invalid argument
+// ...") with a hint, and exits 255 (k6's code for any other error).
 func parseFlags(s *stdio, f *runFlags, args []string, use string) (int, bool) {
 	f.fs.SetOutput(s.errOut)
 	f.fs.Usage = func() {
-		fmt.Fprintf(s.errOut, "Usage: cdeload %s\n\nFlags:\n%s", use, f.fs.FlagUsages())
+		fmt.Fprintf(s.out, "Usage: %s %s\n\nFlags:\n%s", s.binaryName(), use, f.fs.FlagUsages())
 	}
 	if err := f.fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {
 			return 0, true
 		}
-		return int(lib.ExitUnknown), true
+		return flagError(s, f.fs.Name(), err), true
 	}
 	if f.fs.NArg() != 1 {
-		fmt.Fprintf(s.errOut, "Usage: cdeload %s\n(exactly one script path is required, got %d arguments)\n", use, f.fs.NArg())
-		return int(lib.ExitUnknown), true
+		return flagError(s, f.fs.Name(), fmt.Errorf("accepts 1 arg(s) (the script), received %d", f.fs.NArg())), true
 	}
 	return 0, false
+}
+
+// flagError logs a command-line error of cmd with a pointer to its help
+// and returns k6's exit code for it (255).
+func flagError(s *stdio, cmd string, err error) int {
+	log := newLogger(s.errOut, false)
+	msg := err.Error()
+	if flag, ok := strings.CutPrefix(msg, "unknown flag: "); ok && k6OnlyFlags[strings.SplitN(flag, "=", 2)[0]] {
+		msg += " (a k6 flag that cdeload does not support)"
+	}
+	log.Error(msg)
+	if cmd != "" {
+		cmd += " "
+	}
+	fmt.Fprintf(s.errOut, "Run '%s %s--help' for usage.\n", s.binaryName(), cmd)
+	return int(lib.ExitUnknown)
+}
+
+// k6OnlyFlags are k6 flags that cdeload does not have; an error naming one
+// says so, rather than suggesting a typo.
+var k6OnlyFlags = map[string]bool{
+	"--http-debug": true, "--rps": true, "--batch": true, "--batch-per-host": true, "--user-agent": true,
+	"--insecure-skip-tls-verify": true, "--max-redirects": true, "--no-connection-reuse": true,
+	"--no-vu-connection-reuse": true, "--blacklist-ip": true, "--block-hostnames": true, "--dns": true,
+	"--local-ips": true, "--discard-response-bodies": true, "--new-machine-readable-summary": true,
+	"--traces-output": true, "--profiling-enabled": true, "--log-output": true, "--features": true,
+	"--secret-source": true, "--no-archive-upload": true, "--tls-version": true,
 }
 
 // fail logs err and returns its exit code.
@@ -260,10 +290,12 @@ func executeRun(parent context.Context, rc *runContext) int {
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	defer signal.Stop(sigs)
+	var phase atomic.Int32 // the run.Status the run is in
+	var lingering atomic.Bool
 	go func() {
 		select {
 		case sig := <-sigs:
-			rc.log.Warn("stopping the test run; teardown runs now, send the signal again to stop immediately", "signal", sig.String())
+			rc.log.Warn(signalMessage(run.Status(phase.Load()), lingering.Load()), "signal", sig.String())
 			cancel(lib.Errorf(lib.ExitExternalAbort, "test run aborted by signal %s", sig))
 		case <-parent.Done():
 			return
@@ -297,22 +329,37 @@ func executeRun(parent context.Context, rc *runContext) int {
 			return r, nil
 		},
 	}
-	prog := newProgress(s.errOut, !f.quiet && isTerminal(s.errOut))
+	prog := newProgress(s, f.quiet)
 	cfg.Hooks.OnExecution = prog.attach
 	if err := attachResults(rc, &cfg); err != nil {
 		return fail(rc.log, err)
 	}
+	// The final progress frame comes before the summary: drawn after it,
+	// a live frame's cursor-up would overwrite the summary's last lines.
+	finish := cfg.Hooks.Finish
+	cfg.Hooks.Finish = func(ctx context.Context, res *run.Result) bool {
+		prog.stop()
+		return finish(ctx, res)
+	}
 	if rc.api != nil {
 		rc.api.install(&cfg)
 	}
+	prevStatus := cfg.Hooks.OnStatus
+	cfg.Hooks.OnStatus = func(st run.Status) {
+		phase.Store(int32(st))
+		if prevStatus != nil {
+			prevStatus(st)
+		}
+	}
 	res, err := run.Run(ctx, cfg)
-	prog.stop(!f.quiet)
+	prog.stop()
 	// Modules' shared resources (the embedded lab, shared tailnet nodes)
 	// outlive VUs; release them once teardown and the summary are done.
 	if cerr := modules.CloseAll(); cerr != nil {
 		rc.log.Warn(cerr.Error())
 	}
 	if f.linger {
+		lingering.Store(true)
 		rc.log.Info("the test is done; lingering until interrupted (--linger)")
 		select {
 		case <-ctx.Done():
@@ -323,4 +370,20 @@ func executeRun(parent context.Context, rc *runContext) int {
 		rc.log.Error(err.Error())
 	}
 	return int(res.ExitCode)
+}
+
+// signalMessage is what the first SIGINT/SIGTERM logs, by the phase the
+// run is in: it says what happens next and never promises a teardown that
+// already ran.
+func signalMessage(phase run.Status, lingering bool) string {
+	switch {
+	case lingering:
+		return "the test is done; stopping the lingering process (--linger)"
+	case phase < run.StatusTeardown:
+		return "stopping the test run; teardown runs now, send the signal again to stop immediately"
+	case phase == run.StatusTeardown:
+		return "stopping the test run; teardown is running and finishes first, send the signal again to stop immediately"
+	default:
+		return "the test is done; writing the end-of-test summary, send the signal again to stop immediately"
+	}
 }

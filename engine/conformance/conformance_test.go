@@ -69,12 +69,12 @@ func (r *result) msgs(prefix string) []string {
 var finalRE = regexp.MustCompile(`running \(.*\), (\d+)/(\d+) VUs, (\d+) complete and (\d+) interrupted iterations`)
 
 // counts returns the complete and interrupted iterations of the final
-// progress line.
+// progress line (on stdout: stderr is not a terminal here).
 func (r *result) counts(t *testing.T) (complete, interrupted int) {
 	t.Helper()
-	m := finalRE.FindAllStringSubmatch(r.stderr, -1)
+	m := finalRE.FindAllStringSubmatch(r.stdout, -1)
 	if m == nil {
-		t.Fatalf("no final progress line in stderr:\n%s", r.stderr)
+		t.Fatalf("no final progress line on stdout:\n%s", r)
 	}
 	last := m[len(m)-1]
 	c, _ := strconv.Atoi(last[3])
@@ -361,6 +361,51 @@ func TestSIGINTRunsTeardownAndExits105(t *testing.T) {
 	}
 	if time.Since(sent) > 5*time.Second {
 		t.Fatalf("took %s to stop after SIGINT", time.Since(sent))
+	}
+}
+
+// waitFor waits until the process's stderr contains s.
+func (p *proc) waitFor(t *testing.T, s string) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !strings.Contains(p.stderr.String(), s) {
+		if time.Now().After(deadline) {
+			p.cmd.Process.Kill()
+			t.Fatalf("%q never appeared: %s", s, p.stderr.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func TestSIGINTDuringTeardownLetsItFinishAndExits105(t *testing.T) {
+	t.Parallel()
+	p := start(t, nil, "run", "-e", "CASE=teardown-signal", "control.js")
+	p.waitFor(t, "TEARDOWN-START")
+	if err := p.cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	r := p.wait(t)
+	if r.code != 105 || len(r.msgs("TEARDOWN")) != 2 {
+		t.Fatalf("want exit 105 after teardown finished, got %s", r)
+	}
+	if strings.Contains(r.stderr, "teardown runs now") || !strings.Contains(r.stderr, "teardown is running") {
+		t.Fatalf("the signal message does not say that teardown is already running:\n%s", r.stderr)
+	}
+}
+
+func TestSIGINTWhileLingeringDoesNotClaimTeardown(t *testing.T) {
+	t.Parallel()
+	p := start(t, nil, "run", "--linger", "-e", "CASE=fail", "control.js")
+	p.waitFor(t, "lingering until interrupted")
+	if err := p.cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	r := p.wait(t)
+	if r.code != 110 {
+		t.Fatalf("want the test's own exit code 110 after lingering, got %s", r)
+	}
+	if strings.Contains(r.stderr, "teardown runs now") || !strings.Contains(r.stderr, "stopping the lingering process") {
+		t.Fatalf("the signal message while lingering is wrong:\n%s", r.stderr)
 	}
 }
 

@@ -5,6 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -227,4 +230,74 @@ func countScaletest(t *testing.T, c *coder.Client) int {
 		}
 	}
 	return n
+}
+
+func TestLabEnvFileIsWrittenOnceServingAndTheBannerNamesTheTarget(t *testing.T) {
+	t.Parallel()
+	envFile := filepath.Join(t.TempDir(), "lab.env")
+	labProc := start(t, nil, "lab", "--listen", "127.0.0.1:0", "--env-file", envFile)
+	defer labProc.cmd.Process.Kill() // only if the test fails before the lab stops
+	deadline := time.Now().Add(30 * time.Second)
+	var b []byte
+	for {
+		var err error
+		if b, err = os.ReadFile(envFile); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("--env-file never appeared:\n%s\n%s", labProc.stdout.String(), labProc.stderr.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// The file appears whole: every variable is there at the first read,
+	// and the lab answers at its URL.
+	exports := map[string]string{}
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		kv, ok := strings.CutPrefix(line, "export ")
+		if !ok {
+			t.Fatalf("not an export line in %s: %q", envFile, line)
+		}
+		k, v, _ := strings.Cut(kv, "=")
+		exports[k] = v
+	}
+	for _, k := range []string{"CODER_URL", "CODER_SESSION_TOKEN", "TS_CONTROL_URL", "TS_AUTHKEY", "CDELOAD_LAB_URL", "CDELOAD_SSH_KEY"} {
+		if exports[k] == "" {
+			t.Fatalf("%s lacks %s:\n%s", envFile, k, b)
+		}
+	}
+	resp, err := http.Get(exports["CDELOAD_LAB_URL"] + "/lab/v1/workspaces")
+	if err != nil {
+		t.Fatalf("the lab does not serve once its env file exists: %v", err)
+	}
+	resp.Body.Close()
+
+	// The README's way: source the file, then run.
+	sh := exec.Command("sh", "-c", ". \"$1\" && exec \"$2\" run -i 1 target.js", "sh", envFile, binary)
+	sh.Dir = "testdata"
+	sh.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + t.TempDir()}
+	out, err := sh.Output()
+	if err != nil {
+		t.Fatalf("run with the sourced env file: %v\n%s", err, out)
+	}
+	if want := "target: standalone lab at " + exports["CDELOAD_LAB_URL"]; !strings.Contains(string(out), want) {
+		t.Errorf("the banner does not say %q:\n%s", want, out)
+	}
+	r := cdeload(t, nil, "run", "-i", "1", "target.js")
+	if !strings.Contains(r.stdout, "target: embedded lab") {
+		t.Errorf("without variables the banner does not name the embedded lab:\n%s", r)
+	}
+	r = cdeload(t, nil, "run", "-i", "1", "-e", "CASE=fail", "control.js")
+	if strings.Contains(r.stdout, "target:") {
+		t.Errorf("a script without k6/x/cdeload has a target line:\n%s", r.stdout)
+	}
+
+	if err := labProc.cmd.Process.Signal(syscall.SIGINT); err != nil {
+		t.Fatal(err)
+	}
+	if lr := labProc.wait(t); lr.code != 0 {
+		t.Fatalf("cdeload lab after SIGINT: %s", lr)
+	}
+	if _, err := os.Stat(envFile); !os.IsNotExist(err) {
+		t.Errorf("the env file outlives the lab (stat: %v)", err)
+	}
 }

@@ -235,3 +235,23 @@ func TestJSONOutputHasThresholds(t *testing.T) {
 		t.Errorf("points: iterations sum %v (want 10), thr_hits sum %v (want 12)", points["iterations"], points["thr_hits"])
 	}
 }
+
+func TestThresholdOnAnEmptySubmetricSaysNoData(t *testing.T) {
+	t.Parallel()
+	r := cdeload(t, nil, "run", "-q", "thr_nodata.js")
+	if r.code != 0 {
+		t.Fatalf("an empty Trend passes its threshold as in k6 (exit 0), got %s", r)
+	}
+	if !strings.Contains(r.stdout, "✓ 'p(95)<1000' p(95)=no data") {
+		t.Errorf("the empty submetric's threshold is not reported as no data:\n%s", r.stdout)
+	}
+	if !strings.Contains(r.stdout, "✓ 'p(95)<1000' p(95)=5ms") {
+		t.Errorf("the observed submetric's threshold lost its value:\n%s", r.stdout)
+	}
+	if line := lineWith(r.stdout, "{ transport:terminal }"); !strings.HasSuffix(strings.TrimSpace(line), ": no data") {
+		t.Errorf("the empty submetric's line shows values, not no data: %q\n%s", line, r.stdout)
+	}
+	if strings.Contains(r.stdout, "p(95)=0s") {
+		t.Errorf("an empty sink is shown as 0s:\n%s", r.stdout)
+	}
+}

@@ -1,6 +1,7 @@
 package js
 
 import (
+	"bytes"
 	"sort"
 	"time"
 
@@ -143,11 +144,30 @@ func (v *vu) abort(call sobek.FunctionCall) sobek.Value {
 	if a := call.Argument(0); !sobek.IsUndefined(a) {
 		reason = a.String()
 	}
+	loc := v.callerLocation()
 	if v.runner != nil && v.runner.rc.Control != nil {
-		v.runner.rc.Control.Abort(reason)
+		if la, ok := v.runner.rc.Control.(lib.LocatedAborter); ok {
+			la.AbortAt(reason, loc)
+		} else {
+			v.runner.rc.Control.Abort(reason)
+		}
 	}
-	v.rt.Interrupt(&lib.AbortError{Reason: reason})
+	v.rt.Interrupt(&lib.AbortError{Reason: reason, Location: loc})
 	return sobek.Undefined()
+}
+
+// callerLocation is the innermost script frame of the current call, as k6
+// prints it: "default (file:///path/script.js:11:13(4))".
+func (v *vu) callerLocation() string {
+	for _, f := range v.rt.CaptureCallStack(0, nil) {
+		if f.SrcName() == "<native>" {
+			continue
+		}
+		var b bytes.Buffer
+		f.Write(&b)
+		return b.String()
+	}
+	return ""
 }
 
 // markFailed implements exec.test.fail(reason): the run goes on and exits

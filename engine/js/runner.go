@@ -338,6 +338,10 @@ func (a *activeVU) RunOnce() error {
 	metrics.PushIfNotDone(v.lifeCtx, v.samples,
 		metrics.Sample{Metric: b.Iterations, Tags: tags, Time: end, Value: 1, Metadata: meta},
 		metrics.Sample{Metric: b.IterationDuration, Tags: tags, Time: end, Value: metrics.D(end.Sub(start)), Metadata: meta},
+		// k6 emits the iteration's network bytes after every iteration,
+		// 0 without traffic, so both always appear in the summary.
+		metrics.Sample{Metric: b.DataSent, Tags: tags, Time: end, Value: 0, Metadata: meta},
+		metrics.Sample{Metric: b.DataReceived, Tags: tags, Time: end, Value: 0, Metadata: meta},
 	)
 	return nil
 }

@@ -67,11 +67,20 @@ var ErrInterrupted = errors.New("iteration interrupted")
 
 // AbortError is returned by RunOnce after exec.test.abort(): the whole run
 // stops with exit code 108.
-type AbortError struct{ Reason string }
+type AbortError struct {
+	Reason string
+	// Location is the script frame that called abort, as k6 prints it
+	// ("default (file:///path/script.js:11:13(4))"); empty when unknown.
+	Location string
+}
 
 func (e *AbortError) Error() string {
-	if e.Reason == "" {
-		return "test aborted"
+	msg := "test aborted"
+	if e.Reason != "" {
+		msg += ": " + e.Reason
 	}
-	return "test aborted: " + e.Reason
+	if e.Location != "" {
+		msg += " at " + e.Location
+	}
+	return msg
 }

@@ -85,6 +85,12 @@ type TestControl interface {
 	Options() json.RawMessage
 }
 
+// LocatedAborter is a TestControl that also records where the script
+// called exec.test.abort(), for the error's log line.
+type LocatedAborter interface {
+	AbortAt(reason, location string)
+}
+
 // InstanceStats is k6/execution's `instance` object.
 type InstanceStats struct {
 	CurrentTestRunDuration time.Duration

@@ -494,12 +494,14 @@ func (e *Engine) Summary(opts summary.Options, elapsed time.Duration, setupData 
 		d.Metrics = append(d.Metrics, &summary.Metric{
 			Name: ms.name, Type: ms.metric.Type, Contains: ms.metric.Contains,
 			Values: values(ms.sink, ms.metric.Type, elapsed, stats), Thresholds: byKey[ms.name],
+			NoData: ms.sink.IsEmpty(),
 		})
 		for _, sub := range ms.subs {
 			d.Metrics = append(d.Metrics, &summary.Metric{
 				Name: sub.key, Parent: ms.name, Filter: sub.filter,
 				Type: ms.metric.Type, Contains: ms.metric.Contains,
 				Values: values(sub.sink, ms.metric.Type, elapsed, stats), Thresholds: byKey[sub.key],
+				NoData: sub.sink.IsEmpty(),
 			})
 		}
 	}

@@ -220,6 +220,12 @@ func (r *runState) run(parent context.Context) *Result {
 	if teardownDue {
 		r.teardown(parent, pmp.in)
 	}
+	if parent.Err() != nil && r.firstErr() == nil {
+		// A signal during teardown lets teardown finish (it cleans up)
+		// but the run was still aborted from outside: exit 105.
+		r.res.Aborted = true
+		r.fail(externalAbort(parent))
+	}
 	r.res.Duration = r.elapsed()
 	r.finish(parent, pmp, started)
 	return &r.res
@@ -441,7 +447,11 @@ func (r *runState) finish(parent context.Context, pmp *pump, started []output.Ou
 	r.failMu.Unlock()
 	r.res.Err = r.firstErr()
 	thresholdsFailed := false
-	if cfg.Hooks.Finish != nil && r.startNanos.Load() != 0 {
+	// An exec.test.abort() in a VU's init code still gets the summary
+	// (and handleSummary), as in k6; other failures before the start do
+	// not.
+	var abort *lib.AbortError
+	if cfg.Hooks.Finish != nil && (r.startNanos.Load() != 0 || errors.As(r.res.Err, &abort)) {
 		thresholdsFailed = cfg.Hooks.Finish(context.WithoutCancel(parent), &r.res)
 	}
 	for _, o := range started {
@@ -474,8 +484,11 @@ func (r *runState) finish(parent context.Context, pmp *pump, started []output.Ou
 // control is the run's lib.TestControl.
 type control struct{ r *runState }
 
-func (c *control) Abort(reason string) {
-	c.r.fail(lib.WithExitCode(lib.ExitScriptAborted, &lib.AbortError{Reason: reason}))
+func (c *control) Abort(reason string) { c.AbortAt(reason, "") }
+
+// AbortAt is Abort with the script location of the call.
+func (c *control) AbortAt(reason, location string) {
+	c.r.fail(lib.WithExitCode(lib.ExitScriptAborted, &lib.AbortError{Reason: reason, Location: location}))
 }
 
 func (c *control) Fail(reason string) {

@@ -98,6 +98,9 @@ type Metric struct {
 	Values map[string]float64
 	// Thresholds are the thresholds configured on this exact key.
 	Thresholds []thresholds.Result
+	// NoData is set when the metric got no sample (it is listed for its
+	// thresholds): the text summary shows "no data", not zeros.
+	NoData bool
 }
 
 // Check is the pass/fail count of one check in one group.

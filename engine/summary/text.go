@@ -55,6 +55,8 @@ type entry struct {
 	name   string
 	trend  bool
 	cols   []string
+	// free columns do not count for the column widths.
+	free bool
 }
 
 type textBuilder struct {
@@ -157,6 +159,9 @@ func (b *textBuilder) observed(r thresholds.Result) string {
 	if !r.HasValue {
 		return name + "=n/a (no samples)"
 	}
+	if r.NoData {
+		return name + "=no data"
+	}
 	return name + "=" + b.formatterFor(r.Key)(r.Observed)
 }
 
@@ -246,6 +251,11 @@ func (b *textBuilder) metricSections(indent int, ms []*Metric) {
 			name, in := m.Name, indent
 			if m.Parent != "" {
 				name, in = FormatSubmetricTagsOf(m), indent+2
+			}
+			if m.NoData && m.Type != metrics.Counter {
+				// No column widths: "no data" must not widen the others.
+				b.entries = append(b.entries, entry{metric: true, indent: in, name: name, cols: []string{"no data"}, free: true})
+				continue
 			}
 			b.metricLine(in, name, m.Type == metrics.Trend, b.columns(m))
 		}
@@ -357,6 +367,9 @@ func (b *textBuilder) render() string {
 			continue
 		}
 		nameW = max(nameW, e.indent+utf8.RuneCountInString(e.name))
+		if e.free {
+			continue
+		}
 		if e.trend {
 			trendW = widen(trendW, e.cols)
 		} else {

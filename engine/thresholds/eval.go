@@ -35,6 +35,10 @@ type Result struct {
 	// HasValue is false when the sink had nothing to read (a Rate
 	// without samples, a Counter rate at time 0): such a threshold passes.
 	HasValue bool
+	// NoData is set when a Trend or Gauge sink had no samples at the
+	// evaluation: it still reads 0 (k6's rule), but it observed nothing
+	// and reports say so. An empty Counter's count of 0 is data.
+	NoData bool
 }
 
 // Miss returns by how much the observed value is on the wrong side of the
@@ -56,6 +60,12 @@ func (r Result) Describe(format func(float64) string) string {
 		return name + "=n/a (no samples)"
 	}
 	obs := name + "=" + format(r.Observed)
+	if r.NoData {
+		obs = name + "=no data"
+		if !r.Ok {
+			obs += " (read as 0)"
+		}
+	}
 	if r.Ok {
 		return obs
 	}
@@ -154,7 +164,8 @@ func (s *State) Evaluate(mode Mode, elapsed time.Duration, sinkOf func(i int) me
 		}
 		v, ok := r.Threshold.Expr.Observe(sink, elapsed)
 		r.Evaluated = true
-		r.Observed, r.HasValue = v, ok
+		_, counter := sink.(*metrics.CounterSink) // an empty Counter counted 0: that is data
+		r.Observed, r.HasValue, r.NoData = v, ok, sink.IsEmpty() && !counter
 		r.Ok = !ok || r.Threshold.Expr.Compare(v)
 		if mode == Periodic && !r.Ok && abortAt < 0 && r.Threshold.AbortOnFail && elapsed > r.Threshold.DelayAbortEval {
 			abortAt = i

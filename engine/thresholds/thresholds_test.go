@@ -2,6 +2,7 @@ package thresholds
 
 import (
 	"encoding/json"
+	"fmt"
 	"log/slog"
 	"strconv"
 	"strings"
@@ -273,13 +274,16 @@ func TestPeriodicSkipsEmptyFinalDoesNot(t *testing.T) {
 	for _, r := range rep.Results {
 		byKey[r.Key] = r
 	}
-	// Empty Counter counts 0: count>0 fails.
-	if r := byKey["traffic_errors"]; r.Ok || !r.HasValue || r.Observed != 0 {
+	// Empty Counter counts 0: count>0 fails, and 0 is data.
+	if r := byKey["traffic_errors"]; r.Ok || !r.HasValue || r.Observed != 0 || r.NoData {
 		t.Errorf("final empty counter: %+v", r)
 	}
-	// Empty Trend evaluates as 0: avg>5 fails.
-	if r := byKey["traffic_rtt"]; r.Ok || r.Observed != 0 {
+	// Empty Trend evaluates as 0: avg>5 fails, reported as no data.
+	if r := byKey["traffic_rtt"]; r.Ok || r.Observed != 0 || !r.NoData {
 		t.Errorf("final empty trend: %+v", r)
+	}
+	if d := byKey["traffic_rtt"].Describe(func(v float64) string { return fmt.Sprint(v) }); d != "avg=no data (read as 0), 5 under the limit of 5" {
+		t.Errorf("empty trend described as %q", d)
 	}
 	// A Rate without samples passes.
 	if r := byKey["workspace_failed"]; !r.Ok || r.HasValue {

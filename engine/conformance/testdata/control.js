@@ -27,5 +27,9 @@ export default function () {
 }
 
 export function teardown() {
+  if (__ENV.CASE === 'teardown-signal') {
+    console.log('TEARDOWN-START');
+    sleep(1.5);
+  }
   console.log('TEARDOWN');
 }

@@ -89,7 +89,7 @@ func New(p output.Params) (*Output, error) {
 // Description names the output and its file.
 func (o *Output) Description() string {
 	if o.toStdout() {
-		return "json (stdout)"
+		return "json(stdout)" // k6 writes it without a space
 	}
 	return fmt.Sprintf("json (%s)", o.fileName)
 }
