@@ -542,23 +542,32 @@ func (w *coderWorkspace) object() *sobek.Object {
 	set(o, "id", ws.ID)
 	set(o, "owner", ws.Owner)
 	set(o, "template", ws.Template)
+	set(o, "sshSupported", w.ssh)
+	w.setBuild(o, ws)
+	method(o, "delete", w.lifecycle(o, "delete"))
+	method(o, "stop", w.lifecycle(o, "stop"))
+	method(o, "start", w.lifecycle(o, "start"))
+	method(o, "terminal", w.jsTerminal)
+	return o
+}
+
+// setBuild sets the JS properties that change with every build: a real
+// coderd gives the agent a new ID (and so a new address) on each start, and
+// a stopped workspace has no agent. It runs on the event loop.
+func (w *coderWorkspace) setBuild(o *sobek.Object, ws workspace.Workspace) {
+	rt := w.c.mi.vu.Runtime()
 	set(o, "address", ws.Address)
 	set(o, "agentId", ws.AgentID())
-	set(o, "sshSupported", w.ssh)
 	t := rt.NewObject()
 	set(t, "buildMs", ms(ws.Timings.Build))
 	set(t, "agentConnectMs", ms(ws.Timings.AgentConnect))
 	set(t, "readyMs", ms(ws.Timings.Ready))
 	set(o, "timings", t)
-	method(o, "delete", w.lifecycle("delete"))
-	method(o, "stop", w.lifecycle("stop"))
-	method(o, "start", w.lifecycle("start"))
-	method(o, "terminal", w.jsTerminal)
-	return o
 }
 
-// lifecycle returns the JS method for delete, stop or start.
-func (w *coderWorkspace) lifecycle(which string) func(sobek.FunctionCall) sobek.Value {
+// lifecycle returns the JS method for delete, stop or start of o. After
+// stop and start it brings o's agentId, address and timings up to date.
+func (w *coderWorkspace) lifecycle(o *sobek.Object, which string) func(sobek.FunctionCall) sobek.Value {
 	return func(call sobek.FunctionCall) sobek.Value {
 		mi := w.c.mi
 		op := "workspace." + which + "()"
@@ -578,21 +587,26 @@ func (w *coderWorkspace) lifecycle(which string) func(sobek.FunctionCall) sobek.
 			}
 			ctx, cancel := context.WithTimeout(ctx, timeout)
 			defer cancel()
+			var nws workspace.Workspace
 			switch which {
 			case "delete":
-				err = p.Delete(ctx, ws)
+				return undefinedJS, p.Delete(ctx, ws)
 			case "stop":
-				err = p.Stop(ctx, ws)
-			case "start":
-				var nws workspace.Workspace
-				if nws, err = p.Start(ctx, ws); err == nil {
-					w.mu.Lock()
-					w.ws = nws
-					w.mu.Unlock()
-					w.c.mi.root.rememberCoderWorkspace(nws.Address, nws.Name, w.c.deployment().lab)
+				if err = p.Stop(ctx, ws); err != nil {
+					return nil, err
 				}
+				nws = ws
+				nws.Agents, nws.Address, nws.Timings = nil, "", workspace.Timings{}
+			case "start":
+				if nws, err = p.Start(ctx, ws); err != nil {
+					return nil, err
+				}
+				w.c.mi.root.rememberCoderWorkspace(nws.Address, nws.Name, w.c.deployment().lab)
 			}
-			return undefinedJS, err
+			w.mu.Lock()
+			w.ws = nws
+			w.mu.Unlock()
+			return func(rt *sobek.Runtime) sobek.Value { w.setBuild(o, nws); return sobek.Undefined() }, nil
 		})
 	}
 }
@@ -618,7 +632,7 @@ func (w *coderWorkspace) jsTerminal(call sobek.FunctionCall) sobek.Value {
 	})
 	ws := w.get()
 	if ws.AgentID() == "" {
-		mi.throw(fmt.Errorf("%s: workspace %s has no agent", op, ws.Name))
+		mi.throw(fmt.Errorf("%s: workspace %s has no agent (a stopped workspace has none: start() it first)", op, ws.Name))
 	}
 	op = fmt.Sprintf("workspace.terminal() of %s", ws.Name)
 	meta := map[string]string{"workspace": ws.Name, "agent_id": ws.AgentID()}
@@ -629,11 +643,23 @@ func (w *coderWorkspace) jsTerminal(call sobek.FunctionCall) sobek.Value {
 		}
 		dctx, cancel := context.WithTimeout(ctx, timeout)
 		defer cancel()
+		quiet := w.c.deployment().lab == nil
+		if quiet {
+			tc.Command = quietTerminalCommand
+		}
 		term, err := p.Client().OpenTerminal(dctx, ws.AgentID(), tc)
 		if err != nil {
 			return nil, err
 		}
-		s := &terminalSession{mi: mi, term: term, name: ws.Name, meta: meta}
+		if quiet {
+			stop := context.AfterFunc(dctx, func() { term.Close() })
+			err := waitQuiet(term)
+			if !stop() || err != nil {
+				term.Close()
+				return nil, errors.Join(err, context.Cause(dctx))
+			}
+		}
+		s := &terminalSession{mi: mi, term: term, name: ws.Name, meta: meta, ttyEcho: !quiet}
 		if err := mi.root.track(s); err != nil {
 			term.Close()
 			return nil, err
@@ -649,6 +675,9 @@ type terminalSession struct {
 	name string
 	meta map[string]string
 	once sync.Once
+	// ttyEcho: the tty echoes input itself (a lab's terminal); a real
+	// Coder agent's runs quietTerminalCommand, with the echo off.
+	ttyEcho bool
 }
 
 func (s *terminalSession) object() *sobek.Object {
@@ -668,7 +697,7 @@ func (s *terminalSession) jsEcho(call sobek.FunctionCall) sobek.Value {
 	e := mi.emitter(mi.vu.Context(), s.meta)
 	return mi.async(op, func(ctx context.Context) (toJS, error) {
 		rec := e.startStream("terminal", nil)
-		res, err := terminalEcho(ctx, s.term, cfg, rec)
+		res, err := terminalEchoMode(ctx, s.term, cfg, rec, s.ttyEcho)
 		rec.finish()
 		return echoResult(res, err)
 	})

@@ -93,3 +93,47 @@ export default async function () {
 		}
 	}
 }
+
+// TestCoderWorkspaceObjectAfterStopStart checks that a workspace object
+// follows its builds: Coder gives the agent a new ID (and address) on every
+// start, and a stopped workspace has no agent, so terminal() says so.
+func TestCoderWorkspaceObjectAfterStopStart(t *testing.T) {
+	r := runScript(t, header+`
+import { Coder } from 'k6/x/cdeload';
+const coder = new Coder({ pollInterval: '20ms' });
+async function msg(fn) { try { await fn(); return 'no error'; } catch (e) { return e.message; } }
+export default async function () {
+  const ws = await coder.createWorkspace({ template: 'kubernetes' });
+  const first = { agentId: ws.agentId, address: ws.address };
+  await ws.stop();
+  const stopped = { agentId: ws.agentId, address: ws.address, terminal: await msg(() => ws.terminal()) };
+  await ws.start();
+  const started = { agentId: ws.agentId, address: ws.address, readyMs: ws.timings.readyMs };
+  const term = await ws.terminal();
+  const echo = await term.echo({ bytesPerTick: 64, tickInterval: '10ms', duration: '200ms' });
+  await term.close();
+  report(TEST, 'states', { first, stopped, started, echoErrors: echo.errors, framesReceived: echo.framesReceived });
+  await coder.cleanup();
+}
+`, nil)
+	var st struct {
+		First, Stopped, Started struct {
+			AgentID, Address, Terminal string
+			ReadyMs                    float64
+		}
+		EchoErrors, FramesReceived int
+	}
+	r.report("states", &st)
+	if st.First.AgentID == "" || st.First.Address == "" {
+		t.Fatalf("created workspace has no agent: %+v", st.First)
+	}
+	if st.Stopped.AgentID != "" || st.Stopped.Address != "" || !strings.Contains(st.Stopped.Terminal, "has no agent (a stopped workspace") {
+		t.Errorf("after stop() = %+v, want no agent and a terminal() error saying it is stopped", st.Stopped)
+	}
+	if st.Started.AgentID == "" || st.Started.AgentID == st.First.AgentID || st.Started.Address == st.First.Address || st.Started.ReadyMs <= 0 {
+		t.Errorf("after start() = %+v, want the new build's agent (first build's: %+v)", st.Started, st.First)
+	}
+	if st.EchoErrors != 0 || st.FramesReceived == 0 {
+		t.Errorf("terminal echo after start: %d errors, %d frames back", st.EchoErrors, st.FramesReceived)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"github.com/cdeload/cdeload/lab/codersim"
@@ -142,5 +143,19 @@ func TestTerminalEchoWorkspaceStops(t *testing.T) {
 	// A failed stream closes the terminal.
 	if _, err := term.Write([]byte("x")); err == nil {
 		t.Error("Write on the terminal after a failed stream: got nil error, want the closed terminal's error")
+	}
+}
+
+// TestWaitQuiet checks the wait for quietTerminalCommand's marker: found
+// across reads, or an error quoting what the terminal printed instead.
+func TestWaitQuiet(t *testing.T) {
+	out := "\x1b[?2004l" + quietTerminalMarker[:5] + "|" + quietTerminalMarker[5:] + "\r\n"
+	r := iotest.OneByteReader(strings.NewReader(strings.ReplaceAll(out, "|", "")))
+	if err := waitQuiet(r); err != nil {
+		t.Fatalf("marker split over reads: %v", err)
+	}
+	err := waitQuiet(strings.NewReader("sh: 1: stty: not found\r\n"))
+	if err == nil || !strings.Contains(err.Error(), "stty: not found") || !strings.Contains(err.Error(), "stty -echo") {
+		t.Fatalf("no marker: %v", err)
 	}
 }

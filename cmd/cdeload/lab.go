@@ -42,7 +42,7 @@ func labCommandContext(ctx context.Context, args []string, stdout, stderr io.Wri
 	neverRate := fs.Float64("agent-never-connects-rate", 0, "Coder: probability (0-1) that an agent never connects")
 	crashAfter := fs.Duration("agent-crash-after", 0, "Coder: crash every workspace (agent and machine) this long after its agent became ready (0 = never)")
 	apiErrRate := fs.Float64("api-error-rate", 0, "Coder: probability (0-1) that an API request fails with 500")
-	rateLimit := fs.Int("rate-limit", 0, "Coder: API requests per second allowed per session, beyond that 429 (0 = unlimited)")
+	rateLimit := fs.Int("rate-limit", 0, "Coder: API requests per second allowed per user and endpoint, beyond that 429 (0 = unlimited)")
 	seed := fs.Uint64("seed", 0, "Coder: seed of the fault generator (same seed, same faults)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, pflag.ErrHelp) {

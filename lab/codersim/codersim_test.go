@@ -186,14 +186,20 @@ func TestWorkspaceLifecycleJSON(t *testing.T) {
 	if st != 409 {
 		t.Fatalf("build while another is active: %d", st)
 	}
+	var gone map[string]any
 	for time.Now().Before(deadline) {
-		if st, _, _, _ = c.do("GET", "/api/v2/workspaces/"+ws["id"].(string), nil); st == 410 {
+		if st, _, gone, _ = c.do("GET", "/api/v2/workspaces/"+ws["id"].(string), nil); st == 410 {
 			break
 		}
 		time.Sleep(3 * time.Millisecond)
 	}
 	if st != 410 {
 		t.Fatalf("deleted workspace: %d", st)
+	}
+	// coderd's text names ?deleted=true, though ?include_deleted=true is
+	// the parameter it reads.
+	if msg, _ := gone["message"].(string); !strings.Contains(msg, "was deleted, you can view this workspace by specifying '?deleted=true'") {
+		t.Errorf("410 message %q differs from coderd's", msg)
 	}
 	st, _, list, _ := c.do("GET", "/api/v2/workspaces?q=owner:me", nil)
 	if st != 200 || list["count"].(float64) != 0 {
@@ -294,5 +300,47 @@ func TestMemPTY(t *testing.T) {
 	}
 	if _, err := a.OpenPTY(context.Background(), PTYRequest{}); err == nil {
 		t.Fatal("stopped machine must refuse sessions")
+	}
+}
+
+// TestUnauthorizedLikeCoderd checks the 401 answers against coderd's (seen
+// on the coderpeer build): one message, and a detail saying why.
+func TestUnauthorizedLikeCoderd(t *testing.T) {
+	_, c := start(t, Config{})
+	const signedOutMsg = "You are signed out or your session has expired. Please sign in again to continue."
+	for token, detail := range map[string]string{
+		"":                                   `Cookie "coder_session_token" or query parameter must be provided.`,
+		"wrong":                              "Invalid API key format: incorrect amount of API key parts, expected 2 got 1",
+		"abcdefghij-abcdefghijklmnopqrstuvw": "Invalid API key format: invalid API key secret length, expected 22 got 23",
+		"abcdefghij-abcdefghijklmnopqrstuv":  "API key is invalid.",
+	} {
+		c.token = token
+		st, _, body, _ := c.do("GET", "/api/v2/users/me", nil)
+		if st != 401 || body["message"] != signedOutMsg || body["detail"] != detail {
+			t.Errorf("token %q: %d %v, want 401 %q (%s)", token, st, body, signedOutMsg, detail)
+		}
+	}
+}
+
+// TestRateLimitPerUserAndEndpoint checks coderd's keying of its rate
+// limit: one budget per user and path (whatever the method and session),
+// with the X-Ratelimit-* headers on every answer.
+func TestRateLimitPerUserAndEndpoint(t *testing.T) {
+	s, c := start(t, Config{Faults: Faults{RateLimit: 3}})
+	st, h, _, _ := c.do("GET", "/api/v2/users?limit=1", nil)
+	if st != 200 || h.Get("X-Ratelimit-Limit") != "3" || h.Get("X-Ratelimit-Remaining") != "2" || h.Get("X-Ratelimit-Reset") == "" {
+		t.Fatalf("first request: %d, headers %v", st, h)
+	}
+	c.do("GET", "/api/v2/users?limit=1", nil)
+	c.do("POST", "/api/v2/users", map[string]any{}) // same path, another method: same budget
+	// A second session of the same user shares the budget.
+	anon := rawClient{t: t, base: s.URL}
+	_, _, login, _ := anon.do("POST", "/api/v2/users/login", map[string]string{"email": s.AdminEmail, "password": s.AdminPassword})
+	other := rawClient{t: t, base: s.URL, token: login["session_token"].(string)}
+	if st, h, _, _ = other.do("GET", "/api/v2/users?limit=1", nil); st != 429 || h.Get("Retry-After") == "" {
+		t.Errorf("4th request to /api/v2/users, from another session of the user: %d, want 429 with Retry-After", st)
+	}
+	if st, _, _, _ = other.do("GET", "/api/v2/organizations", nil); st != 200 {
+		t.Errorf("another endpoint: %d, want 200 (its own budget)", st)
 	}
 }

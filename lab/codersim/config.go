@@ -38,7 +38,8 @@ type Faults struct {
 	// request (websockets excluded) fails with 500 before being processed.
 	APIErrorRate float64
 	// RateLimit, if positive, is the number of requests per second allowed
-	// per session; beyond it the answer is 429 with Retry-After. Owners that
+	// per user and endpoint (path), as coderd keys its limit per minute;
+	// beyond it the answer is 429 with Retry-After. Owners that
 	// send X-Coder-Bypass-Ratelimit: true are not limited unless
 	// IgnoreBypassHeader is set.
 	RateLimit int

@@ -2,6 +2,7 @@ package codersim
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -67,33 +68,41 @@ func (s *Server) authed(h authedHandler, websocket bool) http.Handler {
 			token = r.URL.Query().Get("coder_session_token")
 		}
 		if token == "" {
-			writeError(w, http.StatusUnauthorized, `Cookie "coder_session_token" or query parameter must be provided.`, "")
+			writeError(w, http.StatusUnauthorized, signedOut, `Cookie "coder_session_token" or query parameter must be provided.`)
+			return
+		}
+		if detail := apiKeyFormatError(token); detail != "" {
+			writeError(w, http.StatusUnauthorized, signedOut, detail)
 			return
 		}
 		s.mu.Lock()
 		u := s.users[s.sessions[token]]
 		if u == nil || u.deleted {
 			s.mu.Unlock()
-			writeError(w, http.StatusUnauthorized, "Invalid session token.", "The API key is unknown or expired.")
+			writeError(w, http.StatusUnauthorized, signedOut, "API key is invalid.")
 			return
 		}
 		f := s.faults
 		if f.RateLimit > 0 && !(u.owner && !f.IgnoreBypassHeader && r.Header.Get("X-Coder-Bypass-Ratelimit") == "true") {
+			// Like coderd: one budget per user and endpoint (the path,
+			// whatever the method), whichever session the user sends, with
+			// the X-Ratelimit-* headers on every answer.
 			now := time.Now()
-			win := s.windows[token]
+			key := u.id + " " + r.URL.Path
+			win := s.windows[key]
 			if win == nil || now.Sub(win.start) >= time.Second {
 				win = &rateWindow{start: now}
-				s.windows[token] = win
+				s.windows[key] = win
 			}
 			win.count++
+			reset := win.start.Add(time.Second)
+			w.Header().Set("X-Ratelimit-Limit", strconv.Itoa(f.RateLimit))
+			w.Header().Set("X-Ratelimit-Remaining", strconv.Itoa(max(0, f.RateLimit-win.count)))
+			w.Header().Set("X-Ratelimit-Reset", strconv.FormatInt(reset.Unix(), 10))
 			if win.count > f.RateLimit {
-				reset := win.start.Add(time.Second)
 				s.mu.Unlock()
 				secs := int(time.Until(reset)/time.Second) + 1
 				w.Header().Set("Retry-After", strconv.Itoa(secs))
-				w.Header().Set("X-Ratelimit-Limit", strconv.Itoa(f.RateLimit))
-				w.Header().Set("X-Ratelimit-Remaining", "0")
-				w.Header().Set("X-Ratelimit-Reset", strconv.FormatInt(reset.Unix(), 10))
 				writeError(w, http.StatusTooManyRequests,
 					"You've been rate limited for sending more than "+strconv.Itoa(f.RateLimit)+" requests in 1s.", "")
 				return
@@ -106,6 +115,25 @@ func (s *Server) authed(h authedHandler, websocket bool) http.Handler {
 		}
 		h(w, r.WithContext(context.WithValue(r.Context(), callerKey{}, u)), u)
 	})
+}
+
+// signedOut is coderd's message for every 401 of its API key check; the
+// detail says why.
+const signedOut = "You are signed out or your session has expired. Please sign in again to continue."
+
+// apiKeyFormatError returns coderd's detail for a session token that is not
+// of the form <10-character id>-<22-character secret>, or "".
+func apiKeyFormatError(token string) string {
+	parts := strings.Split(token, "-")
+	switch {
+	case len(parts) != 2:
+		return fmt.Sprintf("Invalid API key format: incorrect amount of API key parts, expected 2 got %d", len(parts))
+	case len(parts[0]) != 10:
+		return fmt.Sprintf("Invalid API key format: invalid API key id length, expected 10 got %d", len(parts[0]))
+	case len(parts[1]) != 22:
+		return fmt.Sprintf("Invalid API key format: invalid API key secret length, expected 22 got %d", len(parts[1]))
+	}
+	return ""
 }
 
 func (s *Server) handleBuildInfo(w http.ResponseWriter, r *http.Request) {

@@ -176,7 +176,7 @@ func (s *Server) workspaceForRequest(w http.ResponseWriter, r *http.Request, cal
 		return nil
 	}
 	if ws.deleted && r.URL.Query().Get("include_deleted") != "true" {
-		writeError(w, http.StatusGone, fmt.Sprintf("Workspace %q was deleted, you can view this workspace by specifying '?include_deleted=true' and trying again.", ws.id), "")
+		writeError(w, http.StatusGone, fmt.Sprintf("Workspace %q was deleted, you can view this workspace by specifying '?deleted=true' and trying again.", ws.id), "")
 		return nil
 	}
 	return ws

@@ -297,7 +297,9 @@ func TestRateLimit429(t *testing.T) {
 	if testing.Short() {
 		t.Skip("waits for Retry-After (≈2s)")
 	}
-	sim := newSim(t, codersim.Config{Faults: codersim.Faults{RateLimit: 8}})
+	// One request a second per user and endpoint (coderd's keying): the
+	// second create's POST /api/v2/users is limited.
+	sim := newSim(t, codersim.Config{Faults: codersim.Faults{RateLimit: 1}})
 	ctx := context.Background()
 	// Without the bypass header the client is limited and backs off.
 	p, _ := newProvider(t, sim, func(c *coder.Config) { c.Client.BypassRateLimit = false; c.PollInterval = time.Millisecond })
@@ -325,7 +327,7 @@ func TestRateLimit429(t *testing.T) {
 		_, lastErr = c.Me(ctx)
 	}
 	if coder.StatusCode(lastErr) != http.StatusTooManyRequests || !strings.Contains(lastErr.Error(), "GET /api/v2/users/me: 429") ||
-		!strings.Contains(lastErr.Error(), "rate limited for sending more than 8 requests") {
+		!strings.Contains(lastErr.Error(), "rate limited for sending more than 1 requests") {
 		t.Fatalf("error = %v", lastErr)
 	}
 	// The owner's bypass header is honoured.
