@@ -1,0 +1,157 @@
+package kube_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
+
+	"github.com/cdeload/cdeload/internal/kubetest"
+	"github.com/cdeload/cdeload/lab/kubelet"
+	"github.com/cdeload/cdeload/workspace/kube"
+)
+
+// startKubelet runs a lab kubelet on env's namespace until the test ends.
+func startKubelet(t *testing.T, env *kubetest.Env, cfg kubelet.Config) *kubelet.Kubelet {
+	t.Helper()
+	cfg.Client, cfg.Namespace = env.Core, env.Namespace
+	if cfg.Node == "" {
+		cfg.Node = "node-" + env.Namespace
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	k, err := kubelet.Start(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := k.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	return k
+}
+
+func startWatcher(t *testing.T, env *kubetest.Env) *kube.Watcher {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	w, err := kube.NewWatcher(ctx, kube.WatcherConfig{Client: env.Core, Namespace: env.Namespace, Selector: kube.CoderSelector})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(w.Close)
+	return w
+}
+
+// createCoderPod creates a pod labelled as Coder's Kubernetes template
+// labels a workspace's pod.
+func createCoderPod(t *testing.T, c corev1client.CoreV1Interface, ns, workspace string) *corev1.Pod {
+	t.Helper()
+	p := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "coder-" + workspace, Labels: map[string]string{
+			kube.LabelAppName:       kube.AppCoderWorkspace,
+			kube.LabelWorkspaceID:   "id-" + workspace,
+			kube.LabelWorkspaceName: workspace,
+			kube.LabelUsername:      "scaletest-user",
+		}},
+		Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "dev", Image: "codercom/enterprise-base:ubuntu"}}},
+	}
+	p, err := c.Pods(ns).Create(context.Background(), p, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func within(t *testing.T, what string, got, want, tol time.Duration) {
+	t.Helper()
+	if got < want-tol || got > want+tol {
+		t.Errorf("%s = %v, want %v ± %v", what, got, want, tol)
+	}
+}
+
+// The phase timings follow the lab kubelet's configured sub-second
+// latencies to within 50 ms, although the API server's condition
+// timestamps have whole seconds.
+func TestWatcherPhaseTimings(t *testing.T) {
+	env := kubetest.New(t)
+	w := startWatcher(t, env)
+	const sched, pull, start = 300 * time.Millisecond, 200 * time.Millisecond, 150 * time.Millisecond
+	startKubelet(t, env, kubelet.Config{ScheduleDelay: sched, PullDelay: pull, StartDelay: start})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for i := range 3 {
+		name := fmt.Sprintf("ws-%d", i)
+		createCoderPod(t, env.Core, env.Namespace, name)
+		p, err := w.Wait(ctx, kube.ByLabel(kube.LabelWorkspaceID, "id-"+name), kube.PodPhases.Ready)
+		if err != nil {
+			t.Fatalf("%s: %v (last state %+v)", name, err, p)
+		}
+		within(t, name+" schedule duration", p.ScheduleDuration(), sched, 50*time.Millisecond)
+		within(t, name+" start duration", p.StartDuration(), pull+start, 50*time.Millisecond)
+		if p.Reason != "" || p.IP == "" || p.Labels[kube.LabelWorkspaceName] != name {
+			t.Errorf("%s: ready pod %+v: want no reason, an IP and the workspace label", name, p)
+		}
+	}
+	if n := w.Count(func(p kube.PodPhases) bool { return p.Pending }); n != 0 {
+		t.Errorf("pending pods after all became ready: %d, want 0", n)
+	}
+}
+
+// A pod that never becomes ready carries the reason a cluster gives.
+func TestWatcherFailureReasons(t *testing.T) {
+	for _, tc := range []struct {
+		faults kubelet.Faults
+		reason string
+	}{
+		{kubelet.Faults{Unschedulable: 1}, kube.ReasonUnschedulable},
+		{kubelet.Faults{ImagePullBackOff: 1}, kube.ReasonImagePullBackOff},
+		{kubelet.Faults{Crash: 1}, kube.ReasonCrashLoopBackOff},
+	} {
+		t.Run(tc.reason, func(t *testing.T) {
+			env := kubetest.New(t)
+			w := startWatcher(t, env)
+			startKubelet(t, env, kubelet.Config{Faults: tc.faults, ScheduleDelay: 50 * time.Millisecond})
+			createCoderPod(t, env.Core, env.Namespace, "ws")
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			p, err := w.Wait(ctx, kube.ByLabel(kube.LabelWorkspaceName, "ws"), func(p kube.PodPhases) bool { return p.Reason != "" || p.Ready() })
+			if err != nil {
+				t.Fatalf("%v (last state %+v)", err, p)
+			}
+			if p.Reason != tc.reason || p.Ready() {
+				t.Errorf("pod state %+v: want reason %s and not ready", p, tc.reason)
+			}
+			if !p.Pending {
+				t.Errorf("pod with %s is not Pending: %+v", tc.reason, p)
+			}
+		})
+	}
+}
+
+// A user without RBAC permissions gets an error naming the permission,
+// quickly, rather than an informer retrying forever.
+func TestWatcherForbidden(t *testing.T) {
+	env := kubetest.New(t)
+	c, err := corev1client.NewForConfig(env.Tester)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	start := time.Now()
+	_, err = kube.NewWatcher(ctx, kube.WatcherConfig{Client: c, Namespace: env.Namespace})
+	want := "forbidden: needs list on pods in " + env.Namespace
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("NewWatcher as tester: err = %v, want it to contain %q", err, want)
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("forbidden error took %v", d)
+	}
+}
