@@ -50,6 +50,7 @@ func attachResults(rc *runContext, cfg *run.Config) error {
 		Thresholds:          thr,
 		NoThresholds:        noThresholds,
 		PerGroupAndScenario: sumOpts.Mode == summary.ModeFull,
+		ExpectedResponse:    rc.opts.SystemTagEnabled("expected_response"),
 	})
 	if err != nil {
 		return invalidConfig(err)

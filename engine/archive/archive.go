@@ -1,7 +1,8 @@
 // Package archive reads and writes k6-style test archives: a tar file with
 // metadata.json (type, options, filename, pwd, env, compatibilityMode,
 // k6version, goos), the entry script as "data", and every file the script
-// loaded during VU 0 under "file/<absolute path>". A test runs from an
+// loaded during VU 0 under "file/<absolute path>", remote modules under
+// "https/<host>/<path>" (or "http/…"). A test runs from an
 // archive without touching the disk.
 package archive
 
@@ -92,10 +93,20 @@ func urlPath(s string) (string, error) {
 	return filepath.FromSlash(p), nil
 }
 
-// memberName is the tar name of the file at absolute path p.
+// memberName is the tar name of the file at absolute path p, or of the
+// remote module at URL p ("https/<host>/<path>", as k6 stores them).
 func memberName(p string) string {
+	for _, scheme := range []string{"https", "http"} {
+		if rest, ok := strings.CutPrefix(p, scheme+"://"); ok {
+			return scheme + "/" + rest
+		}
+	}
 	s := strings.ReplaceAll(filepath.ToSlash(p), ":", "")
 	return "file/" + strings.TrimPrefix(s, "/")
+}
+
+func isRemote(p string) bool {
+	return strings.HasPrefix(p, "https://") || strings.HasPrefix(p, "http://")
 }
 
 // Write writes a as a tar to w. Members are sorted by name and carry a
@@ -142,8 +153,8 @@ func Write(w io.Writer, a *Archive) error {
 	names := make([]string, 0, len(a.Files))
 	byName := make(map[string][]byte, len(a.Files))
 	for p, b := range a.Files {
-		if !filepath.IsAbs(p) {
-			return fmt.Errorf("archive: file path %q must be absolute", p)
+		if !filepath.IsAbs(p) && !isRemote(p) {
+			return fmt.Errorf("archive: file path %q must be absolute or an http(s) URL", p)
 		}
 		n := memberName(p)
 		names = append(names, n)
@@ -228,6 +239,8 @@ func Read(r io.Reader) (*Archive, error) {
 			a.Files[filepath.FromSlash(p)] = b
 		case strings.HasPrefix(name, "https/"):
 			a.Files["https://"+strings.TrimPrefix(name, "https/")] = b
+		case strings.HasPrefix(name, "http/"):
+			a.Files["http://"+strings.TrimPrefix(name, "http/")] = b
 		}
 	}
 	if md == nil {

@@ -167,3 +167,27 @@ func TestWriteFile(t *testing.T) {
 		t.Fatal("reading a missing file succeeded")
 	}
 }
+
+func TestRemoteModulesRoundTrip(t *testing.T) {
+	a := sample()
+	a.Files["https://127.0.0.1:8443/lib/index.js"] = []byte("export const x = 1;")
+	a.Files["http://127.0.0.1:8080/plain.js"] = []byte("module.exports = 2;")
+	var buf bytes.Buffer
+	if err := Write(&buf, a); err != nil {
+		t.Fatal(err)
+	}
+	m := members(t, buf.Bytes())
+	for _, n := range []string{"https/127.0.0.1:8443/lib/index.js", "http/127.0.0.1:8080/plain.js"} {
+		if _, ok := m[n]; !ok {
+			t.Fatalf("no member %s in %v", n, m)
+		}
+	}
+	back, err := Read(bytes.NewReader(buf.Bytes()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(back.Files["https://127.0.0.1:8443/lib/index.js"]) != "export const x = 1;" ||
+		string(back.Files["http://127.0.0.1:8080/plain.js"]) != "module.exports = 2;" {
+		t.Fatalf("remote modules after the round trip: %v", back.Files)
+	}
+}

@@ -31,15 +31,15 @@ func TestParseErrors(t *testing.T) {
 		want  []string
 	}{
 		{"unknown modules", map[string]string{"main.js": `
-			import http from 'k6/http';
+			import ws from 'k6/ws';
 			import x from 'k6/x/nope';
 			import './other.js';
 			export default function () {}`, "other.js": `import y from 'k6/x/alsonope';`},
-			lib.ExitScriptException, []string{"unknown modules [k6/http, k6/x/alsonope, k6/x/nope]", "available modules: k6, k6/execution, k6/metrics, k6/timers", "k6/x/jstest"}},
+			lib.ExitScriptException, []string{"unknown modules [k6/ws, k6/x/alsonope, k6/x/nope]", "available modules: k6, k6/crypto, k6/data, k6/encoding, k6/execution, k6/http, k6/metrics, k6/timers", "k6/x/jstest"}},
 		{"syntax error", map[string]string{"main.js": "export default function ( {"}, lib.ExitScriptException, []string{"main.js"}},
 		{"missing file", map[string]string{"main.js": "import './gone.js'; export default function () {}"}, lib.ExitScriptException, []string{"gone.js"}},
 		{"bare specifier", map[string]string{"main.js": "import 'lodash'; export default function () {}"}, lib.ExitScriptException, []string{`"lodash"`, "./"}},
-		{"remote module", map[string]string{"main.js": "import 'https://jslib.k6.io/x.js'; export default function () {}"}, lib.ExitScriptException, []string{"remote modules are not supported"}},
+		{"unreachable remote module", map[string]string{"main.js": "import 'https://127.0.0.1:1/x.js'; export default function () {}"}, lib.ExitScriptException, []string{"fetching remote module https://127.0.0.1:1/x.js"}},
 		{"missing export", map[string]string{"main.js": "import { nope } from 'k6'; export default function () {}"}, lib.ExitScriptException, []string{"nope"}},
 		{"init exception", map[string]string{"main.js": "throw new Error('init boom'); export default function () {}"}, lib.ExitScriptException, []string{"init boom", "main.js:1"}},
 		{"tla rejection", map[string]string{"main.js": "await Promise.reject(new Error('tla boom')); export default function () {}"}, lib.ExitScriptException, []string{"tla boom"}},

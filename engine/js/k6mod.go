@@ -6,6 +6,10 @@ import (
 
 	"github.com/grafana/sobek"
 
+	"github.com/cdeload/cdeload/engine/js/k6crypto"
+	"github.com/cdeload/cdeload/engine/js/k6data"
+	"github.com/cdeload/cdeload/engine/js/k6encoding"
+	"github.com/cdeload/cdeload/engine/js/k6http"
 	"github.com/cdeload/cdeload/engine/metrics"
 	"github.com/cdeload/cdeload/engine/modules"
 )
@@ -18,14 +22,53 @@ var builtinModules = map[string]func(v *vu) (modules.Exports, error){
 	"k6/timers":    func(v *vu) (modules.Exports, error) { return v.timers.exports(), nil },
 }
 
+// rootModules are the k6 modules implemented in their own packages. Each
+// script gets its own root instance (shared by its VUs), made on first
+// import.
+var rootModules = map[string]func() modules.Module{
+	"k6/http":     func() modules.Module { return k6http.New() },
+	"k6/data":     func() modules.Module { return k6data.New() },
+	"k6/encoding": func() modules.Module { return k6encoding.New() },
+	"k6/crypto":   func() modules.Module { return k6crypto.New() },
+}
+
 func builtinModule(name string) (func(v *vu) (modules.Exports, error), bool) {
-	f, ok := builtinModules[name]
-	return f, ok
+	if f, ok := builtinModules[name]; ok {
+		return f, true
+	}
+	if _, ok := rootModules[name]; !ok {
+		return nil, false
+	}
+	return func(v *vu) (modules.Exports, error) {
+		inst := v.script.root(name).NewModuleInstance(v)
+		if c, ok := inst.(interface{ CloseIdle() }); ok {
+			v.closers = append(v.closers, c.CloseIdle)
+		}
+		return inst.Exports(), nil
+	}, true
+}
+
+// root returns the script's root instance of a module of rootModules.
+func (s *Script) root(name string) modules.Module {
+	s.rootsMu.Lock()
+	defer s.rootsMu.Unlock()
+	if s.roots == nil {
+		s.roots = map[string]modules.Module{}
+	}
+	m, ok := s.roots[name]
+	if !ok {
+		m = rootModules[name]()
+		s.roots[name] = m
+	}
+	return m
 }
 
 func builtinModuleNames() []string {
-	out := make([]string, 0, len(builtinModules))
+	out := make([]string, 0, len(builtinModules)+len(rootModules))
 	for n := range builtinModules {
+		out = append(out, n)
+	}
+	for n := range rootModules {
 		out = append(out, n)
 	}
 	return out

@@ -3,7 +3,10 @@ package js
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
+	"net/http"
+	"net/url"
 	"os"
 	"path"
 	"path/filepath"
@@ -22,9 +25,11 @@ import (
 // from its source; after, only files already read are served.
 type fileCache struct {
 	mu     sync.Mutex
-	files  map[string][]byte // absolute path → content
+	files  map[string][]byte // absolute path or URL → content
 	source map[string][]byte // when non-nil, the only source (an archive)
 	locked bool
+	// fetch reads a remote module; nil refuses remote modules.
+	fetch func(url string) ([]byte, error)
 }
 
 // errNotSeenAtInit marks a file or module that VU 0 did not load.
@@ -43,9 +48,20 @@ func (c *fileCache) read(p string) ([]byte, error) {
 	if c.source != nil {
 		sb, ok := c.source[p]
 		if !ok {
+			if isRemote(p) {
+				return nil, fmt.Errorf("remote module %s is not in the archive: %w", p, fs.ErrNotExist)
+			}
 			return nil, fmt.Errorf("open %s: %w", p, fs.ErrNotExist)
 		}
 		b = sb
+	} else if isRemote(p) {
+		if c.fetch == nil {
+			return nil, fmt.Errorf("remote module %s: remote modules are not allowed in this run; download it and import it by path", p)
+		}
+		var err error
+		if b, err = c.fetch(p); err != nil {
+			return nil, err
+		}
 	} else {
 		var err error
 		if b, err = os.ReadFile(p); err != nil {
@@ -117,6 +133,8 @@ type loader struct {
 	paths   map[sobek.ModuleRecord]string
 	baseDir string
 	locked  bool
+	linkMu  sync.Mutex
+	linked  map[sobek.ModuleRecord]bool
 }
 
 func newLoader(s *Script, files *fileCache, baseDir string) *loader {
@@ -131,6 +149,11 @@ func newLoader(s *Script, files *fileCache, baseDir string) *loader {
 
 func isK6Module(spec string) bool { return spec == "k6" || strings.HasPrefix(spec, "k6/") }
 
+// isRemote reports whether a specifier or key is an http(s) URL.
+func isRemote(s string) bool {
+	return strings.HasPrefix(s, "https://") || strings.HasPrefix(s, "http://")
+}
+
 // key returns the cache key of specifier imported from referrer: the module
 // name for k6 modules, else the absolute path of the file.
 func (l *loader) key(referrer any, spec string) (string, error) {
@@ -143,10 +166,37 @@ func (l *loader) key(referrer any, spec string) (string, error) {
 		p, ok := l.paths[rec]
 		l.mu.Unlock()
 		if ok {
+			if isRemote(p) {
+				return resolveRemote(p, spec)
+			}
 			base = filepath.Dir(p)
 		}
+	} else if p, ok := referrer.(string); ok && p != "" {
+		if isRemote(p) {
+			return resolveRemote(p, spec)
+		}
+		base = filepath.Dir(p)
 	}
 	return resolvePath(base, spec)
+}
+
+// resolveRemote resolves spec imported from the remote module at base.
+func resolveRemote(base, spec string) (string, error) {
+	if isRemote(spec) {
+		return spec, nil
+	}
+	if !strings.HasPrefix(spec, "./") && !strings.HasPrefix(spec, "../") && !strings.HasPrefix(spec, "/") {
+		return "", fmt.Errorf("module specifier %q imported from %s is neither a k6 module nor a URL path (./, ../ or /)", spec, base)
+	}
+	b, err := url.Parse(base)
+	if err != nil {
+		return "", fmt.Errorf("remote module URL %q: %w", base, err)
+	}
+	r, err := url.Parse(spec)
+	if err != nil {
+		return "", fmt.Errorf("module specifier %q: %w", spec, err)
+	}
+	return b.ResolveReference(r).String(), nil
 }
 
 // resolvePath turns a file specifier into an absolute path.
@@ -154,8 +204,12 @@ func resolvePath(base, spec string) (string, error) {
 	switch {
 	case strings.HasPrefix(spec, "file://"):
 		return filepath.Clean(strings.TrimPrefix(spec, "file://")), nil
-	case strings.HasPrefix(spec, "https://"), strings.HasPrefix(spec, "http://"):
-		return "", fmt.Errorf("module %q: remote modules are not supported; download it and import it by path", spec)
+	case isRemote(spec):
+		u, err := url.Parse(spec)
+		if err != nil || u.Host == "" {
+			return "", fmt.Errorf("module %q: invalid URL", spec)
+		}
+		return u.String(), nil
 	case filepath.IsAbs(spec):
 		return filepath.Clean(spec), nil
 	case strings.HasPrefix(spec, "./"), strings.HasPrefix(spec, "../"):
@@ -201,14 +255,28 @@ func (l *loader) resolve(referrer any, spec string) (sobek.ModuleRecord, error) 
 	return rec, nil
 }
 
+// loadFile loads a local or remote module: an ES module, or a CommonJS one
+// when the source does not parse as an ES module or has no import, export
+// or top-level await (as k6 decides).
 func (l *loader) loadFile(p string) (sobek.ModuleRecord, error) {
 	b, err := l.files.read(p)
 	if err != nil {
 		return nil, fmt.Errorf("reading module %s: %w", p, err)
 	}
-	prg, err := sobek.Parse("file://"+filepath.ToSlash(p), string(b), parser.IsModule, parser.WithDisableSourceMaps)
-	if err != nil {
-		return nil, fmt.Errorf("parsing module %s: %w", p, err)
+	name := p
+	if !isRemote(p) {
+		name = "file://" + filepath.ToSlash(p)
+	}
+	prg, err := sobek.Parse(name, string(b), parser.IsModule, parser.WithDisableSourceMaps)
+	if err != nil || (len(prg.ImportEntries) == 0 && len(prg.ExportEntries) == 0 && !prg.HasTLA) {
+		cjs, cerr := newCJSModule(l, p, name, b)
+		if cerr != nil {
+			if err != nil {
+				return nil, fmt.Errorf("parsing module %s: %w", p, err)
+			}
+			return nil, cerr
+		}
+		return cjs, nil
 	}
 	rec, err := sobek.ModuleFromAST(prg, l.resolve)
 	if err != nil {
@@ -278,6 +346,44 @@ func (l *loader) pathOf(r sobek.ModuleRecord) string {
 		return p
 	}
 	return "a module"
+}
+
+// link links a record loaded by require(), once.
+func (l *loader) link(r sobek.CyclicModuleRecord) error {
+	l.linkMu.Lock() // not l.mu: linking resolves imports
+	defer l.linkMu.Unlock()
+	if l.linked == nil {
+		l.linked = map[sobek.ModuleRecord]bool{}
+	}
+	if l.linked[r] {
+		return nil
+	}
+	if err := r.Link(); err != nil {
+		return err
+	}
+	l.linked[r] = true
+	return nil
+}
+
+// fetchRemote downloads a remote module (once per run: the file cache
+// keeps it, and the archive stores it).
+func fetchRemote(client *http.Client, u string) ([]byte, error) {
+	if client == nil {
+		client = &http.Client{Timeout: 60 * time.Second}
+	}
+	resp, err := client.Get(u) //nolint:noctx // init code has no request context; bounded by the timeout
+	if err != nil {
+		return nil, fmt.Errorf("fetching remote module %s: %w", u, err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("fetching remote module %s: %s", u, resp.Status)
+	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return nil, fmt.Errorf("fetching remote module %s: %w", u, err)
+	}
+	return b, nil
 }
 
 func (l *loader) lock() {

@@ -32,13 +32,45 @@ type Runner struct {
 	s         *Script
 	rc        RunnerConfig
 	setupData atomic.Pointer[[]byte]
+	// moduleOptions are the options modules read (modules.State.Options).
+	moduleOptions []byte
 }
 
 var _ lib.Runner = (*Runner)(nil)
 
 // NewRunner returns a runner for the script.
 func (s *Script) NewRunner(rc RunnerConfig) (*Runner, error) {
-	return &Runner{s: s, rc: rc}, nil
+	r := &Runner{s: s, rc: rc}
+	var consolidated json.RawMessage
+	if rc.Control != nil {
+		consolidated = rc.Control.Options()
+	}
+	opts, err := mergeModuleOptions(s.options, consolidated)
+	if err != nil {
+		return nil, err
+	}
+	r.moduleOptions = opts
+	return r, nil
+}
+
+// mergeModuleOptions overlays the consolidated options on the script's
+// own: the consolidation keeps only the options it knows, and modules
+// (k6/http) read others, such as hosts or tlsAuth, from the script.
+func mergeModuleOptions(script, consolidated json.RawMessage) ([]byte, error) {
+	merged := map[string]json.RawMessage{}
+	for _, src := range []json.RawMessage{script, consolidated} {
+		if len(src) == 0 {
+			continue
+		}
+		var m map[string]json.RawMessage
+		if err := json.Unmarshal(src, &m); err != nil {
+			return nil, fmt.Errorf("js: reading the options for modules: %w", err)
+		}
+		for k, v := range m {
+			merged[k] = v
+		}
+	}
+	return json.Marshal(merged)
 }
 
 // NewVU makes a VU: a fresh runtime that ran the init code with
@@ -126,6 +158,7 @@ func (r *Runner) lifecycle(ctx context.Context, samples chan<- metrics.Samples, 
 		args = append(args, val)
 	}
 	res, err := v.call(cctx, func() (sobek.Value, error) { return fn(sobek.Undefined(), args...) })
+	v.closeIdle()
 	if err != nil {
 		return nil, v, fail(err)
 	}
@@ -255,6 +288,7 @@ func (v *vu) Activate(p *lib.ActivationParams) lib.ActiveVU {
 		context.AfterFunc(p.RunContext, func() {
 			v.busy <- struct{}{} // wait for the running iteration
 			<-v.busy
+			v.closeIdle()
 			if p.Deactivate != nil {
 				p.Deactivate(v)
 			}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sort"
@@ -44,6 +45,12 @@ type Config struct {
 	Debug bool
 	// RunTags are added to every sample (--tag).
 	RunTags *metrics.TagSet
+	// NoRemoteModules refuses https:// and http:// imports that are not
+	// in Files; the error names the URL.
+	NoRemoteModules bool
+	// RemoteClient fetches remote modules; a client with a 60s timeout
+	// and the system's roots when nil.
+	RemoteClient *http.Client
 }
 
 // Script is a parsed script: its compiled modules, exports and options,
@@ -60,6 +67,8 @@ type Script struct {
 	logger  *slog.Logger
 	vus     sync.Map // *sobek.Runtime → *vu, while the VU runs init
 	vu0     *vu
+	rootsMu sync.Mutex
+	roots   map[string]modules.Module // per-script module roots (k6/http…)
 
 	options json.RawMessage
 	exports []string
@@ -103,6 +112,9 @@ func Parse(ctx context.Context, cfg Config) (*Script, error) {
 	}
 	if cfg.Source != nil {
 		s.files.files[entry] = cfg.Source
+	}
+	if !cfg.NoRemoteModules {
+		s.files.fetch = func(u string) ([]byte, error) { return fetchRemote(cfg.RemoteClient, u) }
 	}
 	env := make(map[string]string, len(cfg.Env))
 	for k, v := range cfg.Env {

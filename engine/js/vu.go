@@ -38,8 +38,11 @@ type vu struct {
 	lifeCtx      context.Context // outlives init; for built-in samples
 
 	goInst map[*goModule]map[string]sobek.Value
-	fns    map[string]sobek.Callable
-	env    *sobek.Object
+	// closers release what module instances hold between activations
+	// (idle connections).
+	closers []func()
+	fns     map[string]sobek.Callable
+	env     *sobek.Object
 
 	// tags and metadata
 	baseTags  *metrics.TagSet
@@ -93,6 +96,9 @@ func newVUObject(s *Script, r *Runner, id, idGlobal uint64, samples chan<- metri
 		Tags:       v.tags,
 		Samples:    samples,
 	}
+	if r != nil {
+		v.state.Options = r.moduleOptions
+	}
 	v.setGlobals()
 	return v
 }
@@ -140,6 +146,7 @@ func (v *vu) setGlobals() {
 	}
 	must(g.Set("__ENV", v.env))
 	must(g.Set("open", v.open))
+	must(g.Set("require", v.requireFrom(nil)))
 	must(g.Set("console", newConsole(v)))
 	v.timers.install(g)
 }
@@ -404,4 +411,12 @@ func isInterrupt(err error) bool {
 func newRand(seed int64) sobek.RandSource {
 	r := rand.New(rand.NewSource(seed)) //nolint:gosec // k6's randomSeed is for reproducible test data
 	return r.Float64
+}
+
+// closeIdle releases what the VU's module instances keep between
+// iterations, such as idle HTTP connections.
+func (v *vu) closeIdle() {
+	for _, c := range v.closers {
+		c()
+	}
 }

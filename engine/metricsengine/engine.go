@@ -33,6 +33,11 @@ type Options struct {
 	// scenario tag as well, for --summary-mode=full. It costs memory
 	// (Trend values are kept once more per group and per scenario).
 	PerGroupAndScenario bool
+	// ExpectedResponse adds the submetric
+	// http_req_duration{expected_response:true} to the summary when the
+	// metric exists, as k6 does while the expected_response system tag
+	// is enabled.
+	ExpectedResponse bool
 	// FlushInterval is how often buffered samples are aggregated after
 	// Start; 50ms when zero.
 	FlushInterval time.Duration
@@ -173,7 +178,34 @@ func New(reg *metrics.Registry, opts Options) (*Engine, error) {
 			e.keySinks = append(e.keySinks, sub.sink)
 		}
 	}
+	if opts.ExpectedResponse {
+		e.addExpectedResponse(reg)
+	}
 	return e, nil
+}
+
+// expectedResponseKey is the submetric k6 shows for successful requests.
+const expectedResponseKey = "http_req_duration{expected_response:true}"
+
+func (e *Engine) addExpectedResponse(reg *metrics.Registry) {
+	m := reg.Get("http_req_duration")
+	if m == nil {
+		return
+	}
+	ms := e.stateByName(m.Name)
+	if ms.sink == nil {
+		e.bind(ms, m)
+	}
+	for _, sub := range ms.subs {
+		if sub.key == expectedResponseKey {
+			return
+		}
+	}
+	_, filter, err := metrics.ParseMetricKey(expectedResponseKey)
+	if err != nil {
+		return
+	}
+	ms.subs = append(ms.subs, &subState{key: expectedResponseKey, filter: filter, sink: metrics.NewSink(m.Type)})
 }
 
 func (e *Engine) stateByName(name string) *metricState {

@@ -342,3 +342,30 @@ func TestEndToEndSummary(t *testing.T) {
 		t.Errorf("handleSummary data: %s", hs)
 	}
 }
+
+func TestExpectedResponseSubmetricIsInTheSummary(t *testing.T) {
+	reg := metrics.NewRegistry()
+	dur := reg.MustNewMetric("http_req_duration", metrics.Trend, metrics.Time)
+	e, err := New(reg, Options{ExpectedResponse: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	e.AddMetricSamples([]metrics.Samples{{
+		{Metric: dur, Tags: metrics.NewTagSet(map[string]string{"expected_response": "true"}), Time: now, Value: 10},
+		{Metric: dur, Tags: metrics.NewTagSet(map[string]string{"expected_response": "false"}), Time: now, Value: 30},
+	}})
+	d := e.Summary(summary.Options{}, time.Second, nil)
+	var found bool
+	for _, m := range d.Metrics {
+		if m.Name == "http_req_duration{expected_response:true}" {
+			found = true
+			if m.Values["avg"] != 10 || m.Values["max"] != 10 {
+				t.Fatalf("submetric values %v, want only the expected response's 10ms", m.Values)
+			}
+		}
+	}
+	if !found {
+		t.Fatal("no http_req_duration{expected_response:true} in the summary")
+	}
+}

@@ -84,6 +84,10 @@ type State struct {
 	Tags func() (*metrics.TagSet, map[string]string)
 	// Samples receives every sample the VU emits.
 	Samples chan<- metrics.Samples
+	// Options are the run's consolidated options as a JSON object, with
+	// the script's own options for the keys the consolidation does not
+	// know (k6/http's insecureSkipTLSVerify, hosts, tlsAuth…).
+	Options []byte
 }
 
 // Emit pushes one sample of m with the VU's current tags plus extra, and

@@ -64,13 +64,18 @@ const (
 // ignoredOptions are k6 options a script may set that cdeload accepts and
 // does not act on (mostly k6/http settings).
 var ignoredOptions = map[string]bool{
-	"batch": true, "batchPerHost": true, "rps": true, "userAgent": true, "insecureSkipTLSVerify": true,
-	"tlsCipherSuites": true, "tlsVersion": true, "tlsAuth": true, "maxRedirects": true,
-	"noConnectionReuse": true, "noVUConnectionReuse": true, "hosts": true, "dns": true,
-	"discardResponseBodies": true, "blacklistIPs": true, "blockHostnames": true, "httpDebug": true,
+	"rps": true, "tlsCipherSuites": true, "dns": true, "blacklistIPs": true, "blockHostnames": true, "httpDebug": true,
 	"noCookiesReset": true, "consoleOutput": true, "localIPs": true, "ext": true, "cloud": true,
 	"metricSamplesBufferSize": true, "noUsageReport": true, "linger": true, "compatibilityMode": true,
 	"includeSystemEnvVars": true, "browser": true, "traces": true,
+}
+
+// moduleOptions are read by k6/http from the script's options (through
+// modules.State.Options); the consolidation passes them by.
+var moduleOptions = map[string]bool{
+	"batch": true, "batchPerHost": true, "userAgent": true, "insecureSkipTLSVerify": true,
+	"tlsVersion": true, "tlsAuth": true, "maxRedirects": true, "noConnectionReuse": true,
+	"noVUConnectionReuse": true, "hosts": true, "discardResponseBodies": true,
 }
 
 var knownOptions = func() map[string]func(*Options) any {
@@ -122,6 +127,9 @@ func Parse(b []byte) (Options, []string, error) {
 	for _, k := range keys {
 		ptr, ok := knownOptions[k]
 		if !ok {
+			if moduleOptions[k] {
+				continue
+			}
 			if ignoredOptions[k] {
 				warnings = append(warnings, fmt.Sprintf("option %q is not supported by cdeload and is ignored", k))
 			} else {

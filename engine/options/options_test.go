@@ -46,12 +46,16 @@ func TestParseNumbersAreMilliseconds(t *testing.T) {
 
 func TestParseUnknownTopLevelIsWarning(t *testing.T) {
 	t.Parallel()
-	_, warns, err := Parse([]byte(`{"iterations": 2, "userAgent": "x", "scenarioz": {}}`))
+	_, warns, err := Parse([]byte(`{"iterations": 2, "rps": 3, "userAgent": "x", "scenarioz": {}}`))
 	if err != nil {
 		t.Fatal(err)
 	}
 	all := strings.Join(warns, "\n")
-	if !strings.Contains(all, `"userAgent" is not supported`) || !strings.Contains(all, `unknown option "scenarioz"`) {
+	if !strings.Contains(all, `"rps" is not supported`) || !strings.Contains(all, `unknown option "scenarioz"`) {
+		t.Fatalf("warnings: %v", warns)
+	}
+	// k6/http reads userAgent: no warning for it.
+	if strings.Contains(all, "userAgent") {
 		t.Fatalf("warnings: %v", warns)
 	}
 }
