@@ -15,6 +15,7 @@ import (
 	_ "github.com/cdeload/cdeload"
 	// Result outputs (-o json, csv, experimental-prometheus-rw).
 	_ "github.com/cdeload/cdeload/engine/output/all"
+	"github.com/cdeload/cdeload/internal/cpuprofile"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -62,7 +63,14 @@ func main() {
 			env[k] = v
 		}
 	}
-	os.Exit(dispatch(context.Background(), &stdio{in: os.Stdin, out: os.Stdout, errOut: os.Stderr, env: env}, os.Args))
+	stopProfile, err := cpuprofile.StartFromEnv()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	rc := dispatch(context.Background(), &stdio{in: os.Stdin, out: os.Stdout, errOut: os.Stderr, env: env}, os.Args)
+	stopProfile()
+	os.Exit(rc)
 }
 
 func dispatch(ctx context.Context, s *stdio, argv []string) int {
