@@ -99,6 +99,10 @@ NCPU="$(nproc)"
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat" 2>/dev/null || echo 0; }
 # busy_ticks: CPU ticks spent busy by the whole machine.
 busy_ticks() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9}' /proc/stat; }
+# busy_total_ticks: busy ticks and all ticks (idle and iowait included) of
+# the machine, from one read: their ratio of deltas is the busy share, free
+# of the sampler's own delays on a saturated machine.
+busy_total_ticks() { awk '/^cpu / {b = $2 + $3 + $4 + $7 + $8 + $9; print b, b + $5 + $6}' /proc/stat; }
 
 # sample_cpu TIMEPID: prints "seconds genTicks labTicks busyTicks" every 0.5 s
 # while TIMEPID (/usr/bin/time) runs; gen is its child, the benchmark program.
@@ -107,7 +111,7 @@ sample_cpu() {
   while kill -0 "$tp" 2>/dev/null; do
     [[ -z "$gp" ]] && gp="$(pgrep -P "$tp" 2>/dev/null | head -n 1 || true)"
     if [[ -n "$gp" ]] && [[ -r "/proc/$gp/stat" ]]; then
-      echo "$(date +%s.%N) $(cpu_ticks "$gp") $(cpu_ticks "$LAB_PID") $(busy_ticks)"
+      echo "$(date +%s.%N) $(cpu_ticks "$gp") $(cpu_ticks "$LAB_PID") $(busy_total_ticks)"
     fi
     sleep 0.5
   done
@@ -118,15 +122,16 @@ sample_cpu() {
 # the last sample and spans DURATION - 5 s (the phase ends shortly before
 # the program exits, for both programs).
 steady_cores() {
-  awk -v span="$((DURATION > 6 ? DURATION - 5 : 1))" -v tck="$TCK" '
-    { t[NR] = $1; g[NR] = $2; l[NR] = $3; b[NR] = $4 }
+  awk -v span="$((DURATION > 6 ? DURATION - 5 : 1))" -v tck="$TCK" -v ncpu="$NCPU" '
+    { t[NR] = $1; g[NR] = $2; l[NR] = $3; b[NR] = $4; a[NR] = $5 }
     END {
       if (NR < 2) { print "null null null null"; exit }
       e = NR; while (e > 1 && t[NR] - t[e] < 2) e--
       s = e; while (s > 1 && t[e] - t[s] < span) s--
       dt = t[e] - t[s]
       if (dt <= 0) { print "null null null null"; exit }
-      gc = (g[e] - g[s]) / tck / dt; lc = (l[e] - l[s]) / tck / dt; bc = (b[e] - b[s]) / tck / dt
+      gc = (g[e] - g[s]) / tck / dt; lc = (l[e] - l[s]) / tck / dt
+      bc = (a[e] > a[s]) ? (b[e] - b[s]) / (a[e] - a[s]) * ncpu : (b[e] - b[s]) / tck / dt
       printf "%.3f %.3f %.3f %.3f\n", gc, lc, bc - gc - lc, bc
     }' "$1"
 }
