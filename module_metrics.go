@@ -312,5 +312,28 @@ func (r *streamRecorder) send(batch []metrics.Sample, now time.Time, final bool)
 	counter(ms.ticksMissed, r.missed.Swap(0), final)
 	counter(ms.trafficErrors, r.errs.Swap(0), final)
 	batch = append(batch, r.e.dataSamples(r.conn)...)
-	r.e.push(batch...)
+	if final {
+		r.e.push(batch...)
+		return
+	}
+	// A periodic batch is sent from the stream's reader or writer: it must
+	// not wait for a busy sample pump (that would delay frames and miss
+	// ticks), so when the channel is full the batch goes back into the
+	// buffer, for the next batch or the final one.
+	if len(batch) == 0 || r.e.ch == nil {
+		return
+	}
+	select {
+	case r.e.ch <- metrics.Samples(batch):
+	case <-r.e.ctx.Done():
+	default:
+		r.mu.Lock()
+		if r.finished {
+			r.mu.Unlock()
+			r.e.push(batch...) // finish took the buffer already
+			return
+		}
+		r.buf = append(batch, r.buf...)
+		r.mu.Unlock()
+	}
 }

@@ -91,3 +91,51 @@ func TestStreamRecorderDeliversEverySampleOnce(t *testing.T) {
 		t.Errorf("%d %s samples, want the single zero-valued one of the final batch", counts[mTrafficErrors], mTrafficErrors)
 	}
 }
+
+// TestStreamRecorderDoesNotBlockOnAFullChannel: a batch due while the
+// sample pump is not reading must not hold up the stream's reader or
+// writer (that would miss ticks); its samples are sent with the final
+// batch instead, none lost.
+func TestStreamRecorderDoesNotBlockOnAFullChannel(t *testing.T) {
+	reg := metrics.NewRegistry()
+	ms, err := registerMetrics(reg, metrics.RegisterBuiltin(reg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch := make(chan metrics.Samples) // nobody reads yet
+	e := &emitter{ctx: context.Background(), ch: ch, tags: metrics.NewTagSet(nil), ms: ms}
+	r := e.startStream("terminal", nil)
+
+	const frames = 30
+	events := make(chan struct{})
+	go func() {
+		defer close(events)
+		for i := range frames {
+			r.OnBytes(128, 0)
+			r.OnRTT(time.Millisecond, uint64(i))
+			r.OnBytes(0, 128)
+			time.Sleep(flushInterval * 3 / 2 / frames)
+		}
+	}()
+	select {
+	case <-events:
+	case <-time.After(flushInterval * 3 / 2 * 10):
+		t.Fatalf("the stream's events blocked on a channel nobody reads")
+	}
+	got := make(chan map[string]float64)
+	go func() {
+		sums := map[string]float64{}
+		for batch := range ch {
+			for _, s := range batch {
+				sums[s.Metric.Name] += s.Value
+			}
+		}
+		got <- sums
+	}()
+	r.finish()
+	close(ch)
+	sums := <-got
+	if sums[mTrafficRTT] != frames || sums[mTrafficBytesSent] != frames*128 || sums[mTrafficBytesReceived] != frames*128 {
+		t.Errorf("sums %v, want %s=%d, bytes %d each way", sums, mTrafficRTT, frames, frames*128)
+	}
+}
