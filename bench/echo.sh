@@ -263,7 +263,7 @@ jq -s -r --arg ws "$nws" --arg dur "$DURATION" --arg bytes "$BYTES" --arg iv "$I
     [ .[0].a.streams, length,
       (map(select(ok(.a))) | length | tostring) + "/\(length)" ,
       (map(select(ok(.b))) | length | tostring) + "/\(length)",
-      (if all(.[]; (ok(.a) | not) or ok(.b)) then "yes" else "NO" end),
+      (if all(.[]; ok(.a) | not) then "n/a (A missed)" elif all(.[]; (ok(.a) | not) or ok(.b)) then "yes" else "NO" end),
       f(map(.a.genMsPer1k) | med), f(map(.b.genMsPer1k) | med),
       f(map(if .a.genMsPer1k == null or .b.genMsPer1k == null or .a.genMsPer1k == 0 then null else .b.genMsPer1k / .a.genMsPer1k end) | med),
       f(map(.a.labMsPer1k, .b.labMsPer1k) | med),
