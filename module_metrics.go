@@ -30,8 +30,13 @@ const (
 	mTrafficErrors         = "traffic_errors"
 )
 
-// flushInterval is how often echo streams send their batched samples.
-const flushInterval = 100 * time.Millisecond
+// flushInterval is how often echo streams send their batched samples. Each
+// batch is a channel send that wakes the engine's sample pump: at 100 ms
+// that was one wake-up per frame of a 10 frames/s stream, the largest part
+// of the module's cost per echo frame (bench/echo.sh profiles); at 1 s a
+// batch carries ten frames and outputs still see the samples within their
+// own (1 s and longer) flush periods.
+const flushInterval = time.Second
 
 // metricSet holds the module's metrics in one run's registry.
 type metricSet struct {
@@ -184,42 +189,29 @@ func (c *connCounter) deltas() (sent, recv int64) {
 
 // streamRecorder is the sshtraffic.Observer of one echo stream: it
 // collects RTT samples and counter increments and sends them in one batch
-// every flushInterval, and everything left when the stream finishes.
+// once flushInterval has passed since the last batch (checked at each of
+// the stream's events, so a stream costs no goroutine or timer of its
+// own), and everything left when the stream finishes.
 type streamRecorder struct {
 	e    *emitter
-	tag  []string        // transport=ssh|terminal
-	tags *metrics.TagSet // the emitter's tags plus tag
+	tags *metrics.TagSet // the emitter's tags plus transport=ssh|terminal
 	conn *connCounter
 
-	mu  sync.Mutex
-	buf []metrics.Sample
+	mu        sync.Mutex
+	buf       []metrics.Sample
+	lastFlush time.Time
+	finished  bool
 
 	sent, recv, missed, errs atomic.Int64
-
-	stop chan struct{}
-	done chan struct{}
 }
+
+// batchExtra is the most samples send appends to a batch: four traffic
+// counters and data_sent / data_received.
+const batchExtra = 6
 
 // startStream starts a recorder for one stream over conn (may be nil).
 func (e *emitter) startStream(transport string, conn *connCounter) *streamRecorder {
-	r := &streamRecorder{e: e, tag: []string{"transport", transport}, tags: e.tags.With("transport", transport),
-		conn: conn, stop: make(chan struct{}), done: make(chan struct{})}
-	go r.loop()
-	return r
-}
-
-func (r *streamRecorder) loop() {
-	defer close(r.done)
-	t := time.NewTicker(flushInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-r.stop:
-			return
-		case <-t.C:
-			r.flush(false)
-		}
-	}
+	return &streamRecorder{e: e, tags: e.tags.With("transport", transport), conn: conn, lastFlush: time.Now()}
 }
 
 // OnRTT implements sshtraffic.Observer.
@@ -227,45 +219,95 @@ func (r *streamRecorder) OnRTT(d time.Duration, _ uint64) {
 	if r.e.ms == nil {
 		return
 	}
-	s := metrics.Sample{Metric: r.e.ms.rtt, Tags: r.tags, Time: time.Now(), Value: metrics.D(d), Metadata: r.e.meta}
+	now := time.Now()
+	s := metrics.Sample{Metric: r.e.ms.rtt, Tags: r.tags, Time: now, Value: metrics.D(d), Metadata: r.e.meta}
 	r.mu.Lock()
+	if r.finished {
+		r.mu.Unlock()
+		return
+	}
 	r.buf = append(r.buf, s)
+	batch := r.takeIfDue(now)
 	r.mu.Unlock()
+	r.send(batch, now, false)
 }
 
 // OnBytes implements sshtraffic.Observer.
 func (r *streamRecorder) OnBytes(sent, received int) {
 	r.sent.Add(int64(sent))
 	r.recv.Add(int64(received))
+	r.maybeFlush()
 }
 
 // OnTickMissed implements sshtraffic.Observer.
-func (r *streamRecorder) OnTickMissed(n int) { r.missed.Add(int64(n)) }
+func (r *streamRecorder) OnTickMissed(n int) {
+	r.missed.Add(int64(n))
+	r.maybeFlush()
+}
 
 // OnError implements sshtraffic.Observer.
 func (r *streamRecorder) OnError(error) { r.errs.Add(1) }
 
-// finish stops the periodic flushes and sends everything left, including
-// zero-valued error and missed-tick counters so that thresholds on them
-// see the metric.
-func (r *streamRecorder) finish() {
-	close(r.stop)
-	<-r.done
-	r.flush(true)
-}
-
-func (r *streamRecorder) flush(final bool) {
+// maybeFlush sends a batch when flushInterval has passed since the last.
+func (r *streamRecorder) maybeFlush() {
 	if r.e.ms == nil {
 		return
 	}
+	now := time.Now()
+	r.mu.Lock()
+	if r.finished || now.Sub(r.lastFlush) < flushInterval {
+		r.mu.Unlock()
+		return
+	}
+	batch := r.takeIfDue(now)
+	r.mu.Unlock()
+	r.send(batch, now, false)
+}
+
+// takeIfDue returns the buffered samples and starts a new batch when
+// flushInterval has passed since the last one, nil otherwise. r.mu
+// must be held.
+func (r *streamRecorder) takeIfDue(now time.Time) (batch []metrics.Sample) {
+	if now.Sub(r.lastFlush) < flushInterval {
+		return nil
+	}
+	batch = r.buf
+	if batch == nil {
+		batch = []metrics.Sample{}
+	}
+	// The next batch is about as long as this one, plus room for the
+	// counter and data samples send appends.
+	r.buf = make([]metrics.Sample, 0, len(batch)+batchExtra)
+	r.lastFlush = now
+	return batch
+}
+
+// finish sends everything left, including zero-valued error and
+// missed-tick counters so that thresholds on them see the metric. Events
+// after finish are dropped.
+func (r *streamRecorder) finish() {
+	if r.e.ms == nil {
+		return
+	}
+	now := time.Now()
 	r.mu.Lock()
 	batch := r.buf
 	r.buf = nil
+	r.finished = true
 	r.mu.Unlock()
+	r.send(batch, now, true)
+}
+
+// send appends the counter samples to batch (nil: no batch is due) and
+// pushes it.
+func (r *streamRecorder) send(batch []metrics.Sample, now time.Time, final bool) {
+	if batch == nil && !final {
+		return
+	}
 	ms := r.e.ms
 	counter := func(m *metrics.Metric, v int64, always bool) {
 		if v > 0 || always {
-			batch = append(batch, r.e.sample(m, float64(v), r.tag...))
+			batch = append(batch, metrics.Sample{Metric: m, Tags: r.tags, Time: now, Value: float64(v), Metadata: r.e.meta})
 		}
 	}
 	counter(ms.bytesSent, r.sent.Swap(0), false)
@@ -273,5 +315,28 @@ func (r *streamRecorder) flush(final bool) {
 	counter(ms.ticksMissed, r.missed.Swap(0), final)
 	counter(ms.trafficErrors, r.errs.Swap(0), final)
 	batch = append(batch, r.e.dataSamples(r.conn)...)
-	r.e.push(batch...)
+	if final {
+		r.e.push(batch...)
+		return
+	}
+	// A periodic batch is sent from the stream's reader or writer: it must
+	// not wait for a busy sample pump (that would delay frames and miss
+	// ticks), so when the channel is full the batch goes back into the
+	// buffer, for the next batch or the final one.
+	if len(batch) == 0 || r.e.ch == nil {
+		return
+	}
+	select {
+	case r.e.ch <- metrics.Samples(batch):
+	case <-r.e.ctx.Done():
+	default:
+		r.mu.Lock()
+		if r.finished {
+			r.mu.Unlock()
+			r.e.push(batch...) // finish took the buffer already
+			return
+		}
+		r.buf = append(batch, r.buf...)
+		r.mu.Unlock()
+	}
 }

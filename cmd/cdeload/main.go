@@ -15,6 +15,7 @@ import (
 	_ "github.com/cdeload/cdeload"
 	// Result outputs (-o json, csv, experimental-prometheus-rw).
 	_ "github.com/cdeload/cdeload/engine/output/all"
+	"github.com/cdeload/cdeload/internal/cpuprofile"
 	"github.com/cdeload/cdeload/tailnet"
 )
 
@@ -63,7 +64,13 @@ func main() {
 			env[k] = v
 		}
 	}
+	stopProfile, err := cpuprofile.StartFromEnv()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
 	code := dispatch(context.Background(), &stdio{in: os.Stdin, out: os.Stdout, errOut: os.Stderr, env: env}, os.Args)
+	stopProfile()
 	exit(code)
 }
 

@@ -35,6 +35,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/cdeload/cdeload/internal/cpuprofile"
 	"github.com/cdeload/cdeload/sshtraffic"
 	"github.com/cdeload/cdeload/tailnet"
 )
@@ -123,7 +124,14 @@ type second struct {
 }
 
 func main() {
-	os.Exit(run(os.Args[1:], os.Stdout, os.Stderr))
+	stopProfile, err := cpuprofile.StartFromEnv()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	rc := run(os.Args[1:], os.Stdout, os.Stderr)
+	stopProfile()
+	os.Exit(rc)
 }
 
 func run(args []string, stdout, stderr io.Writer) int {

@@ -1,0 +1,47 @@
+package cpuprofile
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestStartFromEnvRejectsBadWindow(t *testing.T) {
+	for _, spec := range []string{"p@", "p@5s", "p@x+1s", "p@1s+0s", "p@-1s+1s"} {
+		t.Setenv(EnvVar, filepath.Join(t.TempDir(), spec))
+		if _, err := StartFromEnv(); err == nil || !strings.Contains(err.Error(), EnvVar) {
+			t.Errorf("%s=%q: error %v, want one naming %s", EnvVar, spec, err, EnvVar)
+		}
+	}
+}
+
+func TestStartFromEnvWritesWindow(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "cpu.pprof")
+	t.Setenv(EnvVar, path+"@10ms+200ms")
+	stop, err := StartFromEnv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(300 * time.Millisecond)
+	for time.Now().Before(deadline) { // some CPU to sample
+	}
+	stop()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Size() == 0 {
+		t.Errorf("%s is empty, want a CPU profile", path)
+	}
+}
+
+func TestStartFromEnvUnset(t *testing.T) {
+	t.Setenv(EnvVar, "")
+	stop, err := StartFromEnv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop()
+}
