@@ -423,7 +423,8 @@ func TestOperatorStopperExits103AfterTeardown(t *testing.T) {
 	if code, body := patch(t, addr, starterBody); code != 200 {
 		t.Fatalf("starter PATCH: %d %s", code, body)
 	}
-	st := waitStatus(t, p, addr, "running", func(s statusAttrs) bool { return s.Status == statusRunning && s.VUs > 0 })
+	// The executor starts its VUs one after the other: wait for both.
+	st := waitStatus(t, p, addr, "running with 2 active VUs", func(s statusAttrs) bool { return s.Status == statusRunning && s.VUs == 2 })
 	if !st.Running || st.Paused || st.VUs != 2 {
 		t.Fatalf("running runner reports %+v, want running with 2 active VUs", st)
 	}

@@ -59,6 +59,7 @@ func TestEchoAgainstLab(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer l.Close()
+	t.Setenv("CDELOAD_LAB_TOKEN", l.Token()) // the lab's info endpoint requires it
 
 	out := filepath.Join(t.TempDir(), "report.json")
 	var stderr bytes.Buffer
