@@ -227,15 +227,25 @@ func (sw *sharedWatcher) samplePending() {
 	}
 }
 
+// metaPhaseEnd is the sample metadata key of when a pod phase ended
+// (RFC 3339, UTC): the samples go out later, once the workspace is ready,
+// and the web dashboard's timeline places the phase by it.
+const metaPhaseEnd = "phase_end"
+
 // emitPodPhases emits the phase durations the pod reached.
 func emitPodPhases(e *emitter, p kube.PodPhases) {
 	if e == nil || e.ms == nil {
 		return
 	}
+	end := func(t time.Time) *emitter {
+		return e.withMeta(map[string]string{metaPhaseEnd: t.UTC().Format(time.RFC3339Nano)})
+	}
 	if d := p.ScheduleDuration(); d > 0 {
+		e := end(p.Scheduled)
 		e.push(e.sample(e.ms.byName[mPodSchedule], metrics.D(d)))
 	}
 	if d := p.StartDuration(); d > 0 {
+		e := end(p.ContainersReady)
 		e.push(e.sample(e.ms.byName[mPodStart], metrics.D(d)))
 	}
 }

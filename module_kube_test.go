@@ -32,7 +32,7 @@ func startKubeLab(t *testing.T, env *kubetest.Env, kc lab.KubernetesConfig) map[
 			t.Errorf("close the lab: %v", err)
 		}
 	})
-	return map[string]string{envLabURL: l.URL(), "NS": env.Namespace, "KCFG": env.Kubeconfig}
+	return map[string]string{envLabURL: l.URL(), envLabToken: l.Token(), "NS": env.Namespace, "KCFG": env.Kubeconfig}
 }
 
 // assertNamespaceEmpty checks through the API that no workspace pod or
@@ -103,6 +103,22 @@ export default async function () {
 			if d := time.Duration(s.Value * float64(time.Millisecond)); d < m.want-20*time.Millisecond || d > m.want+500*time.Millisecond {
 				t.Errorf("%s of %s = %v, want %v - 20ms to %v + 500ms", m.name, names[i], d, m.want, m.want)
 			}
+		}
+	}
+	// Each phase is placed by its end (phase_end metadata): the start
+	// phase begins when the schedule phase ended, and both ended before
+	// their samples were sent.
+	scheds, starts := r.sink.samples(mPodSchedule), r.sink.samples(mPodStart)
+	for i := range scheds {
+		schedEnd, err1 := time.Parse(time.RFC3339Nano, scheds[i].Metadata[metaPhaseEnd])
+		startEnd, err2 := time.Parse(time.RFC3339Nano, starts[i].Metadata[metaPhaseEnd])
+		if err1 != nil || err2 != nil {
+			t.Fatalf("%s: phase_end metadata %q and %q, want RFC 3339 times", names[i], scheds[i].Metadata[metaPhaseEnd], starts[i].Metadata[metaPhaseEnd])
+		}
+		startBegin := startEnd.Add(-time.Duration(starts[i].Value * float64(time.Millisecond)))
+		if d := startBegin.Sub(schedEnd).Abs(); d > time.Millisecond || schedEnd.After(scheds[i].Time) || startEnd.After(starts[i].Time) {
+			t.Errorf("%s: scheduled at %v, pod start began at %v (sample sent at %v), ready at %v (sent at %v)",
+				names[i], schedEnd, startBegin, scheds[i].Time, startEnd, starts[i].Time)
 		}
 	}
 	pending := r.sink.samples(mPodsPending)

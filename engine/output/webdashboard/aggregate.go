@@ -26,6 +26,8 @@ type bucket struct {
 	bytesSent, bytesR float64
 	ticksMissed       float64
 	trafficErrors     float64
+	podsPending       float64 // highest workspace_pods_pending sample
+	podsPendingSet    float64 // 1 when sampled
 }
 
 func (b *bucket) merge(o *bucket) {
@@ -44,6 +46,9 @@ func (b *bucket) merge(o *bucket) {
 	b.bytesR += o.bytesR
 	b.ticksMissed += o.ticksMissed
 	b.trafficErrors += o.trafficErrors
+	if o.podsPendingSet > 0 {
+		b.podsPending, b.podsPendingSet = max(b.podsPending, o.podsPending), 1
+	}
 }
 
 func (b *bucket) rttOf(transport string) *hist {
@@ -75,6 +80,9 @@ type wsRecord struct {
 	failOp         string
 	failReason     string
 	order          int
+
+	// The Kubernetes pod's phases: created, scheduled, containers ready.
+	podCreated, podScheduled, podReady time.Time
 }
 
 // threshold is one threshold expression and the samples it reads.
@@ -103,6 +111,7 @@ type aggregator struct {
 	}
 	transports []string
 	unnamed    int
+	podsSeen   bool      // a workspace_pods_pending sample came
 	lastRecord *wsRecord // the record found last (a cache)
 	last       time.Time
 
@@ -253,6 +262,25 @@ func (a *aggregator) addSample(s *metrics.Sample) {
 			r := a.record(ws, s)
 			r.ready, r.requested, r.requestedExact = s.Time, req, true
 		}
+	case "workspace_pod_schedule_duration":
+		if ws != "" {
+			r := a.record(ws, s)
+			r.podScheduled = phaseEnd(s)
+			r.podCreated = r.podScheduled.Add(-ms(s.Value))
+		}
+	case "workspace_pod_start_duration":
+		if ws != "" {
+			r := a.record(ws, s)
+			r.podReady = phaseEnd(s)
+			if r.podScheduled.IsZero() {
+				r.podScheduled = r.podReady.Add(-ms(s.Value))
+			}
+		}
+	case "workspace_pods_pending":
+		a.podsSeen = true
+		if b.podsPendingSet == 0 || s.Value > b.podsPending {
+			b.podsPending, b.podsPendingSet = s.Value, 1
+		}
 	case "workspace_delete_duration":
 		if ws != "" {
 			r := a.record(ws, s)
@@ -305,6 +333,16 @@ func (a *aggregator) addSample(s *metrics.Sample) {
 		b.trafficErrors += s.Value
 		a.totals.trafficErrors += s.Value
 	}
+}
+
+// phaseEnd is when the phase a pod phase sample measures ended: its
+// phase_end metadata (the samples go out later, once the workspace is
+// ready), else the sample's time.
+func phaseEnd(s *metrics.Sample) time.Time {
+	if t, err := time.Parse(time.RFC3339Nano, s.Metadata["phase_end"]); err == nil {
+		return t
+	}
+	return s.Time
 }
 
 func (a *aggregator) firstThreshold(key string) *threshold {

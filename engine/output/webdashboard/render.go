@@ -226,8 +226,16 @@ func (a *aggregator) render(w *strings.Builder, st pageState) {
 		[]line{{name: "iterations/s", class: "c1", ys: col(func(b *bucket) float64 { return b.iterations / sec })}},
 		fmtCount(a.totals.iterations))
 	w.WriteString(`<h2>Workspaces</h2>`)
-	writeChart(w, "chart-inflight", "Creations in flight", "workspaces", a.width,
-		[]line{{name: "in flight", class: "c1", ys: a.inFlight(end)}}, "")
+	inflight := []line{{name: "in flight", class: "c1", ys: a.inFlight(end)}}
+	if a.podsSeen {
+		inflight = append(inflight, line{name: "pods pending", class: "c3", ys: col(func(b *bucket) float64 {
+			if b.podsPendingSet == 0 {
+				return nan
+			}
+			return b.podsPending
+		})})
+	}
+	writeChart(w, "chart-inflight", "Creations in flight", "workspaces", a.width, inflight, "")
 	writeChart(w, "chart-ready", "Workspaces ready and failed per second", "workspaces/s", a.width, []line{
 		{name: "ready/s", class: "c2", ys: col(func(b *bucket) float64 { return b.ready / sec })},
 		{name: "failed/s", class: "c4", ys: col(func(b *bucket) float64 { return b.failed / sec })},
@@ -382,11 +390,28 @@ func (r *wsRecord) events() []time.Time {
 	return []time.Time{r.requested, r.built, r.agent, r.ready, r.trafficFirst, r.trafficLast, r.deleteStart, r.deleted}
 }
 
-// segments between consecutive events, with the phase each one is.
-var segmentPhases = []struct {
+// podEvents are the Kubernetes pod's events, drawn in a lane of their own
+// (they overlap the build and the agent's connection).
+var podEvents = []string{"pod-created", "pod-scheduled", "pod-ready"}
+
+func (r *wsRecord) podEvents() []time.Time {
+	return []time.Time{r.podCreated, r.podScheduled, r.podReady}
+}
+
+// segment is a phase between two events (indexes in an event list).
+type segment struct {
 	from, to     int
 	class, label string
-}{
+}
+
+// podSegments are the pod's phases, between podEvents.
+var podSegments = []segment{
+	{0, 1, "pod p-pod-sched", "pod scheduling"},
+	{1, 2, "pod p-pod-start", "pod starting"},
+}
+
+// segments between consecutive events, with the phase each one is.
+var segmentPhases = []segment{
 	{0, 1, "p-build", "building"},
 	{1, 2, "p-agent", "agent connecting"},
 	{2, 3, "p-start", "starting"},
@@ -406,6 +431,9 @@ func (a *aggregator) renderTimeline(w *strings.Builder, end time.Time) {
 			if !t.IsZero() {
 				return t
 			}
+		}
+		if !r.podCreated.IsZero() {
+			return r.podCreated
 		}
 		return r.failed
 	}
@@ -429,10 +457,11 @@ func (a *aggregator) renderTimeline(w *strings.Builder, end time.Time) {
 	}
 	fmt.Fprintf(w, `<section class="timeline"><h2>Workspaces timeline</h2><p class="legend-phases">`+
 		`<span class="p-build">building</span> <span class="p-agent">agent connecting</span> <span class="p-start">starting</span> `+
+		`<span class="p-pod-sched">pod scheduling</span> <span class="p-pod-start">pod starting</span> `+
 		`<span class="p-idle">ready</span> <span class="p-traffic">traffic</span> <span class="p-delete">deleting</span> `+
 		`<span class="p-failed">✕ failed</span> · 0:00 to %s</p><ol class="rows%s" data-rows="%d">`, fmtElapsed(total), many, len(rows))
 	for _, r := range rows {
-		ev := r.events()
+		ev, pev := r.events(), r.podEvents()
 		w.WriteString(`<li class="ws-row`)
 		if !r.failed.IsZero() {
 			w.WriteString(` failed`)
@@ -441,6 +470,11 @@ func (a *aggregator) renderTimeline(w *strings.Builder, end time.Time) {
 		for i, t := range ev {
 			if !t.IsZero() {
 				fmt.Fprintf(w, ` data-%s="%d"`, phaseEvents[i], t.Sub(a.start).Milliseconds())
+			}
+		}
+		for i, t := range pev {
+			if !t.IsZero() {
+				fmt.Fprintf(w, ` data-%s="%d"`, podEvents[i], t.Sub(a.start).Milliseconds())
 			}
 		}
 		if !r.failed.IsZero() {
@@ -452,16 +486,25 @@ func (a *aggregator) renderTimeline(w *strings.Builder, end time.Time) {
 				desc = append(desc, strings.ReplaceAll(phaseEvents[i], "-", " ")+" "+fmtSecs(t.Sub(a.start)))
 			}
 		}
+		for i, t := range pev {
+			if !t.IsZero() {
+				desc = append(desc, strings.ReplaceAll(podEvents[i], "-", " ")+" "+fmtSecs(t.Sub(a.start)))
+			}
+		}
 		fmt.Fprintf(w, `><span class="ws-name">%s</span><div class="track" role="img" aria-label="%s">`,
 			html.EscapeString(r.name), html.EscapeString(r.name+": "+strings.Join(desc, ", ")))
-		for _, sp := range segmentPhases {
-			from, to := ev[sp.from], ev[sp.to]
-			if from.IsZero() || to.IsZero() || to.Before(from) {
-				continue
+		writeSegments := func(segs []segment, ev []time.Time) {
+			for _, sp := range segs {
+				from, to := ev[sp.from], ev[sp.to]
+				if from.IsZero() || to.IsZero() || to.Before(from) {
+					continue
+				}
+				fmt.Fprintf(w, `<i class="seg %s" style="left:%.2f%%;width:%.2f%%" title="%s %s"></i>`,
+					sp.class, pct(from), math.Max(0.15, pct(to)-pct(from)), sp.label, fmtSecs(to.Sub(from)))
 			}
-			fmt.Fprintf(w, `<i class="seg %s" style="left:%.2f%%;width:%.2f%%" title="%s %s"></i>`,
-				sp.class, pct(from), math.Max(0.15, pct(to)-pct(from)), sp.label, fmtSecs(to.Sub(from)))
 		}
+		writeSegments(segmentPhases, ev)
+		writeSegments(podSegments, pev) // drawn over the lower edge of the others
 		if !r.failed.IsZero() {
 			fmt.Fprintf(w, `<b class="fail-mark" style="left:%.2f%%" title="%s">✕</b>`, pct(r.failed), html.EscapeString(r.failReason))
 		}
@@ -529,5 +572,6 @@ table{border-collapse:collapse;background:#fff}td,th{border:1px solid #dde;paddi
 .track{position:relative;height:12px;background:#f0f2f5}.seg{position:absolute;top:0;bottom:0;display:block}
 .fail-mark{position:absolute;top:-3px;color:#cf222e;font-size:13px;transform:translateX(-50%)}.ws-note{grid-column:2;font-size:11px;color:#cf222e}
 .p-build{background:#8250df}.p-agent{background:#bf8700}.p-start{background:#0969da}.p-idle{background:#afb8c1}.p-traffic{background:#1a7f37}.p-delete{background:#57606a}.p-failed{color:#cf222e}
+.seg.pod{top:auto;height:5px;box-shadow:0 -1px #fff}.p-pod-sched{background:#e85aad}.p-pod-start{background:#0f8b8d}
 .legend-phases span{display:inline-block;padding:0 6px;color:#fff;border-radius:3px;font-size:12px}.legend-phases .p-failed{color:#cf222e}
 `

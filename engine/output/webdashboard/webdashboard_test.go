@@ -70,7 +70,7 @@ func (f *feeder) add(name string, at time.Duration, value float64, meta map[stri
 			typ = metrics.Rate
 		case "iterations", "traffic_bytes_sent":
 			typ = metrics.Counter
-		case "vus":
+		case "vus", "workspace_pods_pending":
 			typ = metrics.Gauge
 		}
 		m = f.reg.MustNewMetric(name, typ)
@@ -245,4 +245,74 @@ func TestLiveEventsAndReport(t *testing.T) {
 	if !strings.Contains(string(b), `data-workspace="ws-live"`) || strings.Contains(string(b), "EventSource") {
 		t.Errorf("report lacks the workspace row or depends on the server")
 	}
+}
+
+// A Kubernetes workspace's pod phases are placed by their phase_end
+// metadata (the samples go out once the workspace is ready), in order,
+// within the workspace's row, and workspace_pods_pending is charted.
+func TestTimelinePodPhases(t *testing.T) {
+	start := time.Now()
+	f := &feeder{reg: metrics.NewRegistry(), start: start}
+	at := func(d time.Duration) string { return start.Add(d).UTC().Format(time.RFC3339Nano) }
+	ws := map[string]string{"workspace": "ws-kube", "vu": "1", "iter": "0"}
+	f.add("workspace_build_duration", 2*time.Second, 1500, ws)
+	f.add("workspace_pods_pending", 1*time.Second, 1, nil)
+	f.add("workspace_pods_pending", 2*time.Second, 3, nil)
+	f.add("workspace_agent_connect_duration", 5*time.Second, 2000, ws)
+	f.add("workspace_ready_duration", 5*time.Second, 4500, ws)
+	// Created at 1s, scheduled at 1.6s, containers ready at 2.5s; both
+	// samples sent at 5s, when the workspace is ready.
+	f.add("workspace_pod_schedule_duration", 5*time.Second, 600, withMeta(ws, "phase_end", at(1600*time.Millisecond)))
+	f.add("workspace_pod_start_duration", 5*time.Second, 900, withMeta(ws, "phase_end", at(2500*time.Millisecond)))
+
+	a := newAggregator(start)
+	a.add([]metrics.Samples{f.out})
+	var b strings.Builder
+	a.render(&b, pageState{now: start.Add(10 * time.Second), finished: true})
+	page := b.String()
+
+	row := rowOf(t, page, "ws-kube")
+	for ev, want := range map[string]string{"pod-created": "1000", "pod-scheduled": "1600", "pod-ready": "2500", "built": "2000"} {
+		if got := attr(row, "data-"+ev); got != want {
+			t.Errorf("ws-kube %s at %qms; want %sms", ev, got, want)
+		}
+	}
+	// The pod's segments, in order: scheduling 20% to 32% of the 5s
+	// timeline (up to the last sample), then starting 32% to 50%.
+	sched := strings.Index(row, `<i class="seg pod p-pod-sched" style="left:20.00%;width:12.00%" title="pod scheduling 0.6s">`)
+	startSeg := strings.Index(row, `<i class="seg pod p-pod-start" style="left:32.00%;width:18.00%" title="pod starting 0.9s">`)
+	if sched < 0 || startSeg < 0 || startSeg < sched {
+		t.Errorf("ws-kube row lacks pod scheduling then pod starting segments: %s", row)
+	}
+	if !strings.Contains(row, "pod created 1.0s, pod scheduled 1.6s, pod ready 2.5s") {
+		t.Errorf("ws-kube row's label lacks the pod phases: %s", row)
+	}
+	if !strings.Contains(page, `<span class="p-pod-sched">pod scheduling</span> <span class="p-pod-start">pod starting</span>`) {
+		t.Error("the timeline's legend lacks the pod phases")
+	}
+	if !strings.Contains(page, `data-series="pods pending" data-points="2" data-sum="4"`) {
+		t.Error("chart-inflight lacks the pods pending series (2 samples, 1 + 3)")
+	}
+
+	// Without phase_end, a phase ends at its sample's time.
+	a = newAggregator(start)
+	f.out = nil
+	f.add("workspace_pod_start_duration", 3*time.Second, 500, ws)
+	a.add([]metrics.Samples{f.out})
+	if r := a.workspaces["ws-kube"]; !r.podReady.Equal(start.Add(3*time.Second)) || !r.podScheduled.Equal(start.Add(2500*time.Millisecond)) {
+		t.Errorf("without phase_end: scheduled %v, ready %v; want 2.5s and 3s after the start", r.podScheduled.Sub(start), r.podReady.Sub(start))
+	}
+	b.Reset()
+	a.render(&b, pageState{now: start.Add(10 * time.Second), finished: true})
+	if strings.Contains(b.String(), "pods pending") {
+		t.Error("a run without workspace_pods_pending samples has a pods pending series")
+	}
+}
+
+func withMeta(m map[string]string, k, v string) map[string]string {
+	c := map[string]string{k: v}
+	for mk, mv := range m {
+		c[mk] = mv
+	}
+	return c
 }
