@@ -2,7 +2,8 @@
 // each one while measuring the true round trip of every frame, delete them.
 //
 //   cdeload run examples/scale.js                      # the embedded lab, no setup
-//   eval "$(cdeload lab --listen 127.0.0.1:7070 | grep ^export)"; cdeload run examples/scale.js
+//   cdeload lab --listen 127.0.0.1:7070 --env-file lab.env &   # then, once lab.env exists:
+//   . ./lab.env && cdeload run examples/scale.js
 //   CODER_URL=https://coder.example.com CODER_SESSION_TOKEN=... cdeload run examples/scale.js
 //
 // Each VU creates one workspace from the kubernetes template (cpu, memory
