@@ -385,8 +385,18 @@ export interface KubernetesOptions extends Omit<KubernetesClusterOptions, 'selec
   podTemplate?: string | object;
   /** An image: each workspace is a Pod with one container running it. */
   image?: string;
-  /** SSH user of the workspaces, exposed as `ws.sshUser` for `ssh.connect`. */
+  /**
+   * SSH user of the workspaces, exposed as `ws.sshUser`; the default `user`
+   * of `ssh.connect({ host: ws.address })` (or `host: ws.name`).
+   */
   sshUser?: string;
+  /**
+   * SSH private key of the workspaces (unencrypted, PEM or OpenSSH text, as
+   * `ssh.connect`'s `privateKey`; e.g. `open('id_ed25519')`): the default key of
+   * `ssh.connect` to them. It is a secret: never shown in errors nor on the
+   * workspace object. `ssh.connect`'s own `user`, `privateKey` or `password` win.
+   */
+  sshKey?: string;
 }
 
 /** A plain Kubernetes workspace (a Pod) that is ready. */

@@ -12,6 +12,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/cdeload/cdeload/engine/metrics"
+	"github.com/cdeload/cdeload/sshtraffic"
 	"github.com/cdeload/cdeload/workspace"
 	"github.com/cdeload/cdeload/workspace/kube"
 )
@@ -79,8 +80,58 @@ func (o kubeOptions) restConfig() (*rest.Config, error) {
 // kubeWatchers are the process's shared pod informers, one per cluster,
 // namespace and selector.
 type kubeWatchers struct {
-	mu sync.Mutex
-	m  map[string]*sharedWatcher
+	mu  sync.Mutex
+	m   map[string]*sharedWatcher
+	ssh map[string]kubeSSH // by workspace address and name
+}
+
+// kubeSSH are the SSH credentials of new Kubernetes({sshUser, sshKey})
+// for its workspaces.
+type kubeSSH struct {
+	user string
+	key  []byte
+}
+
+// rememberKubeSSH records the SSH credentials of a Kubernetes workspace,
+// by address and name, as defaults of ssh.connect; none (the zero value)
+// replaces those of an earlier workspace at the same address.
+func (r *RootModule) rememberKubeSSH(address, name string, c kubeSSH) {
+	r.kube.mu.Lock()
+	defer r.kube.mu.Unlock()
+	if r.kube.ssh == nil {
+		r.kube.ssh = map[string]kubeSSH{}
+	}
+	for _, k := range []string{address, name} {
+		if k != "" {
+			r.kube.ssh[k] = c
+		}
+	}
+}
+
+// forgetKubeSSH drops the SSH credentials of a deleted Kubernetes
+// workspace.
+func (r *RootModule) forgetKubeSSH(address, name string) {
+	r.kube.mu.Lock()
+	defer r.kube.mu.Unlock()
+	delete(r.kube.ssh, address)
+	delete(r.kube.ssh, name)
+}
+
+// kubeSSHDefaults completes cfg with the credentials of the Kubernetes
+// workspace host, for what the script did not set itself.
+func (r *RootModule) kubeSSHDefaults(host string, cfg *sshtraffic.ClientConfig) {
+	r.kube.mu.Lock()
+	c, ok := r.kube.ssh[host]
+	r.kube.mu.Unlock()
+	if !ok {
+		return
+	}
+	if cfg.User == "" {
+		cfg.User = c.user
+	}
+	if len(cfg.PrivateKeyPEM) == 0 && cfg.Password == "" {
+		cfg.PrivateKeyPEM = c.key
+	}
 }
 
 // sharedWatcher is one shared informer and what this run tracks through

@@ -20,9 +20,9 @@ type kubeProviderObj struct {
 	mi       *instance
 	opts     kubeOptions
 	template *corev1.Pod
-	sshUser  string
-	labURL   string // CDELOAD_LAB_URL when the object was made
-	labToken string // its token (see instance.labToken)
+	ssh      kubeSSH // sshUser, sshKey
+	labURL   string  // CDELOAD_LAB_URL when the object was made
+	labToken string  // its token (see instance.labToken)
 	obs      *coderObserver
 
 	mu   sync.Mutex
@@ -54,7 +54,8 @@ func (mi *instance) newKubernetes(call sobek.ConstructorCall) *sobek.Object {
 		k.template = p
 		return err
 	}
-	f["sshUser"] = func(v sobek.Value) (err error) { k.sshUser, err = asNonEmpty(v); return err }
+	f["sshUser"] = func(v sobek.Value) (err error) { k.ssh.user, err = asNonEmpty(v); return err }
+	f["sshKey"] = func(v sobek.Value) (err error) { k.ssh.key, err = asPrivateKey(v); return err }
 	mi.parseOptions(op, call.Argument(0), true, f)
 	if k.opts.namespace == "" {
 		mi.throw(fmt.Errorf("%s: option namespace is required", op))
@@ -132,6 +133,7 @@ func (k *kubeProviderObj) jsCreate(call sobek.FunctionCall) sobek.Value {
 			return nil, fmt.Errorf("workspace %s: %w", ws.Name, err)
 		}
 		mi.root.rememberWorkspace(ws.Address, ws.Name)
+		mi.root.rememberKubeSSH(ws.Address, ws.Name, k.ssh)
 		if k.labURL != "" {
 			// `cdeload lab --kubernetes` runs each pod as one of its
 			// workspaces: its tailnet and SSH credentials apply.
@@ -172,7 +174,7 @@ func (w *kubeWorkspace) object() *sobek.Object {
 	set(o, "name", w.ws.Name)
 	set(o, "id", w.ws.ID)
 	set(o, "address", w.ws.Address)
-	set(o, "sshUser", w.k.sshUser)
+	set(o, "sshUser", w.k.ssh.user)
 	t := w.k.mi.vu.Runtime().NewObject()
 	set(t, "readyMs", ms(w.ws.Timings.Ready))
 	set(t, "podScheduleMs", ms(w.phases.ScheduleDuration()))
@@ -198,7 +200,11 @@ func (w *kubeWorkspace) jsDelete(call sobek.FunctionCall) sobek.Value {
 		}
 		ctx, cancel := context.WithTimeout(ctx, timeout)
 		defer cancel()
-		return undefinedJS, p.Delete(ctx, w.ws)
+		if err := p.Delete(ctx, w.ws); err != nil {
+			return nil, err
+		}
+		mi.root.forgetKubeSSH(w.ws.Address, w.ws.Name)
+		return undefinedJS, nil
 	})
 }
 
