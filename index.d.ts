@@ -397,6 +397,15 @@ export interface KubernetesOptions extends Omit<KubernetesClusterOptions, 'selec
    * workspace object. `ssh.connect`'s own `user`, `privateKey` or `password` win.
    */
   sshKey?: string;
+  /**
+   * Owners of each workspace pod (`metadata.ownerReferences`), parsed strictly:
+   * the garbage collector deletes the pods with their owner. The owner must be
+   * in the workspaces' namespace. Default: in a k6-operator runner pod whose
+   * downward API sets `POD_NAME` and `POD_UID`, that pod (not when
+   * `POD_NAMESPACE` is set to another namespace: set it, since a pod of another
+   * namespace cannot own them); otherwise none. Given, it replaces the default.
+   */
+  ownerReferences?: Array<{ apiVersion: string; kind: string; name: string; uid: string; controller?: boolean; blockOwnerDeletion?: boolean }>;
 }
 
 /** A plain Kubernetes workspace (a Pod) that is ready. */

@@ -1,13 +1,17 @@
 package cdeload
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sync"
 
 	"github.com/grafana/sobek"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/cdeload/cdeload/workspace"
 	"github.com/cdeload/cdeload/workspace/kube"
@@ -21,8 +25,9 @@ type kubeProviderObj struct {
 	opts     kubeOptions
 	template *corev1.Pod
 	ssh      kubeSSH // sshUser, sshKey
-	labURL   string  // CDELOAD_LAB_URL when the object was made
-	labToken string  // its token (see instance.labToken)
+	owners   []metav1.OwnerReference
+	labURL   string // CDELOAD_LAB_URL when the object was made
+	labToken string // its token (see instance.labToken)
 	obs      *coderObserver
 
 	mu   sync.Mutex
@@ -56,9 +61,18 @@ func (mi *instance) newKubernetes(call sobek.ConstructorCall) *sobek.Object {
 	}
 	f["sshUser"] = func(v sobek.Value) (err error) { k.ssh.user, err = asNonEmpty(v); return err }
 	f["sshKey"] = func(v sobek.Value) (err error) { k.ssh.key, err = asPrivateKey(v); return err }
+	ownersSet := false
+	f["ownerReferences"] = func(v sobek.Value) (err error) {
+		k.owners, err = parseOwnerReferences(v.Export())
+		ownersSet = true
+		return err
+	}
 	mi.parseOptions(op, call.Argument(0), true, f)
 	if k.opts.namespace == "" {
 		mi.throw(fmt.Errorf("%s: option namespace is required", op))
+	}
+	if !ownersSet {
+		k.owners = runnerPodOwner(mi.getenv, k.opts.namespace)
 	}
 	switch {
 	case k.template != nil && image != "":
@@ -87,7 +101,7 @@ func (k *kubeProviderObj) provider(ctx context.Context) (*kube.Provider, *shared
 	if err != nil {
 		return nil, nil, err
 	}
-	p, err := kube.NewProvider(kube.ProviderConfig{Client: sw.core, Pods: sw.w, Namer: sw.namer, Template: k.template, Observer: k.obs})
+	p, err := kube.NewProvider(kube.ProviderConfig{Client: sw.core, Pods: sw.w, Namer: sw.namer, Template: k.template, OwnerReferences: k.owners, Observer: k.obs})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -232,4 +246,54 @@ func (sw *sharedWatcher) cleanupOnClose() error {
 		return fmt.Errorf("cdeload: clean up the Kubernetes workspaces of run %s in %s: %w", p.RunID(), p.Namespace(), err)
 	}
 	return nil
+}
+
+// parseOwnerReferences parses the ownerReferences option: an array of
+// {apiVersion, kind, name, uid, controller?, blockOwnerDeletion?}, strictly
+// (an unknown key is an error).
+func parseOwnerReferences(v any) ([]metav1.OwnerReference, error) {
+	if _, ok := v.([]any); !ok {
+		return nil, errors.New("want an array of {apiVersion, kind, name, uid, controller?, blockOwnerDeletion?}")
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("want an array of owner references: %w", err)
+	}
+	var refs []metav1.OwnerReference
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&refs); err != nil {
+		return nil, fmt.Errorf("want an array of {apiVersion, kind, name, uid, controller?, blockOwnerDeletion?}: %w", err)
+	}
+	for i, r := range refs {
+		for _, f := range []struct{ key, val string }{{"apiVersion", r.APIVersion}, {"kind", r.Kind}, {"name", r.Name}, {"uid", string(r.UID)}} {
+			if f.val == "" {
+				return nil, fmt.Errorf("[%d].%s is required", i, f.key)
+			}
+		}
+	}
+	return refs, nil
+}
+
+// Downward-API variables of a k6-operator runner pod (see the README).
+const (
+	envPodName      = "POD_NAME"
+	envPodUID       = "POD_UID"
+	envPodNamespace = "POD_NAMESPACE"
+)
+
+// runnerPodOwner returns the runner's own pod as the owner of workspace
+// pods in namespace, when POD_NAME and POD_UID say which pod the run is
+// in: the garbage collector then deletes the workspaces with the runner.
+// A pod of another namespace (POD_NAMESPACE set and different) cannot own
+// them: the garbage collector would delete them at once.
+func runnerPodOwner(getenv func(string) string, namespace string) []metav1.OwnerReference {
+	name, uid := getenv(envPodName), getenv(envPodUID)
+	if name == "" || uid == "" {
+		return nil
+	}
+	if ns := getenv(envPodNamespace); ns != "" && ns != namespace {
+		return nil
+	}
+	return []metav1.OwnerReference{{APIVersion: "v1", Kind: "Pod", Name: name, UID: types.UID(uid)}}
 }
