@@ -414,7 +414,14 @@ export interface KubernetesWorkspace {
   readonly name: string;
   /** The pod's UID. */
   readonly id: string;
-  /** The pod IP (with `cdeload lab --kubernetes`: the workspace's tailnet address). */
+  /**
+   * The pod IP (with `cdeload lab --kubernetes`: the workspace's tailnet address).
+   * There is no `tailnet` option to use a pod's tailnet address instead: the
+   * Pod object does not carry it, and `Tailnet` has no lookup of a peer by
+   * hostname to learn it (not done yet). Outside the lab, a script that runs
+   * pods joining a tailnet must learn their tailnet addresses itself, or reach
+   * the pod IPs from the runner.
+   */
   readonly address: string;
   readonly sshUser: string;
   readonly timings: { readyMs: number; podScheduleMs: number; podStartMs: number };
