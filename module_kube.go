@@ -83,6 +83,9 @@ type kubeWatchers struct {
 	mu  sync.Mutex
 	m   map[string]*sharedWatcher
 	ssh map[string]kubeSSH // by workspace address and name
+	// addrs are the addresses of the Kubernetes workspaces, by name, to
+	// forget when they are deleted.
+	addrs map[string]string
 }
 
 // kubeSSH are the SSH credentials of new Kubernetes({sshUser, sshKey})
@@ -99,8 +102,9 @@ func (r *RootModule) rememberKubeSSH(address, name string, c kubeSSH) {
 	r.kube.mu.Lock()
 	defer r.kube.mu.Unlock()
 	if r.kube.ssh == nil {
-		r.kube.ssh = map[string]kubeSSH{}
+		r.kube.ssh, r.kube.addrs = map[string]kubeSSH{}, map[string]string{}
 	}
+	r.kube.addrs[name] = address
 	for _, k := range []string{address, name} {
 		if k != "" {
 			r.kube.ssh[k] = c
@@ -108,13 +112,37 @@ func (r *RootModule) rememberKubeSSH(address, name string, c kubeSSH) {
 	}
 }
 
-// forgetKubeSSH drops the SSH credentials of a deleted Kubernetes
-// workspace.
-func (r *RootModule) forgetKubeSSH(address, name string) {
+// forgetKubeWorkspaces forgets what was recorded of deleted Kubernetes
+// workspaces (all of them when names is nil): their SSH credentials, and
+// their address as a lab workspace's, which a later workspace of another
+// lab may reuse.
+func (r *RootModule) forgetKubeWorkspaces(names []string) {
 	r.kube.mu.Lock()
-	defer r.kube.mu.Unlock()
-	delete(r.kube.ssh, address)
-	delete(r.kube.ssh, name)
+	if names == nil {
+		for n := range r.kube.addrs {
+			names = append(names, n)
+		}
+	}
+	forget := map[string]string{} // address → name
+	for _, n := range names {
+		if a, ok := r.kube.addrs[n]; ok {
+			forget[a] = n
+			delete(r.kube.ssh, a)
+			delete(r.kube.ssh, n)
+			delete(r.kube.addrs, n)
+		}
+	}
+	r.kube.mu.Unlock()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for a, n := range forget {
+		if c, ok := r.coderAddrs[a]; ok && c.name == n {
+			delete(r.coderAddrs, a)
+		}
+		if r.names[a] == n {
+			delete(r.names, a)
+		}
+	}
 }
 
 // kubeSSHDefaults completes cfg with the credentials of the Kubernetes

@@ -172,7 +172,11 @@ func (k *kubeProviderObj) jsCleanup(sobek.FunctionCall) sobek.Value {
 		}
 		ctx, cancel := context.WithTimeout(ctx, defaultCleanupTimeout)
 		defer cancel()
-		return undefinedJS, p.Cleanup(ctx)
+		if err := p.Cleanup(ctx); err != nil {
+			return nil, err
+		}
+		mi.root.forgetKubeWorkspaces(nil) // the run's pods are all gone
+		return undefinedJS, nil
 	})
 }
 
@@ -217,7 +221,7 @@ func (w *kubeWorkspace) jsDelete(call sobek.FunctionCall) sobek.Value {
 		if err := p.Delete(ctx, w.ws); err != nil {
 			return nil, err
 		}
-		mi.root.forgetKubeSSH(w.ws.Address, w.ws.Name)
+		mi.root.forgetKubeWorkspaces([]string{w.ws.Name})
 		return undefinedJS, nil
 	})
 }
