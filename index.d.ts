@@ -385,8 +385,27 @@ export interface KubernetesOptions extends Omit<KubernetesClusterOptions, 'selec
   podTemplate?: string | object;
   /** An image: each workspace is a Pod with one container running it. */
   image?: string;
-  /** SSH user of the workspaces, exposed as `ws.sshUser` for `ssh.connect`. */
+  /**
+   * SSH user of the workspaces, exposed as `ws.sshUser`; the default `user`
+   * of `ssh.connect({ host: ws.address })` (or `host: ws.name`).
+   */
   sshUser?: string;
+  /**
+   * SSH private key of the workspaces (unencrypted, PEM or OpenSSH text, as
+   * `ssh.connect`'s `privateKey`; e.g. `open('id_ed25519')`): the default key of
+   * `ssh.connect` to them. It is a secret: never shown in errors nor on the
+   * workspace object. `ssh.connect`'s own `user`, `privateKey` or `password` win.
+   */
+  sshKey?: string;
+  /**
+   * Owners of each workspace pod (`metadata.ownerReferences`), parsed strictly:
+   * the garbage collector deletes the pods with their owner. The owner must be
+   * in the workspaces' namespace. Default: in a k6-operator runner pod whose
+   * downward API sets `POD_NAME` and `POD_UID`, that pod (not when
+   * `POD_NAMESPACE` is set to another namespace: set it, since a pod of another
+   * namespace cannot own them); otherwise none. Given, it replaces the default.
+   */
+  ownerReferences?: Array<{ apiVersion: string; kind: string; name: string; uid: string; controller?: boolean; blockOwnerDeletion?: boolean }>;
 }
 
 /** A plain Kubernetes workspace (a Pod) that is ready. */
@@ -395,7 +414,14 @@ export interface KubernetesWorkspace {
   readonly name: string;
   /** The pod's UID. */
   readonly id: string;
-  /** The pod IP (with `cdeload lab --kubernetes`: the workspace's tailnet address). */
+  /**
+   * The pod IP (with `cdeload lab --kubernetes`: the workspace's tailnet address).
+   * There is no `tailnet` option to use a pod's tailnet address instead: the
+   * Pod object does not carry it, and `Tailnet` has no lookup of a peer by
+   * hostname to learn it (not done yet). Outside the lab, a script that runs
+   * pods joining a tailnet must learn their tailnet addresses itself, or reach
+   * the pod IPs from the runner.
+   */
   readonly address: string;
   readonly sshUser: string;
   readonly timings: { readyMs: number; podScheduleMs: number; podStartMs: number };

@@ -12,6 +12,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/cdeload/cdeload/engine/metrics"
+	"github.com/cdeload/cdeload/sshtraffic"
 	"github.com/cdeload/cdeload/workspace"
 	"github.com/cdeload/cdeload/workspace/kube"
 )
@@ -79,8 +80,86 @@ func (o kubeOptions) restConfig() (*rest.Config, error) {
 // kubeWatchers are the process's shared pod informers, one per cluster,
 // namespace and selector.
 type kubeWatchers struct {
-	mu sync.Mutex
-	m  map[string]*sharedWatcher
+	mu  sync.Mutex
+	m   map[string]*sharedWatcher
+	ssh map[string]kubeSSH // by workspace address and name
+	// addrs are the addresses of the Kubernetes workspaces, by name, to
+	// forget when they are deleted.
+	addrs map[string]string
+}
+
+// kubeSSH are the SSH credentials of new Kubernetes({sshUser, sshKey})
+// for its workspaces.
+type kubeSSH struct {
+	user string
+	key  []byte
+}
+
+// rememberKubeSSH records the SSH credentials of a Kubernetes workspace,
+// by address and name, as defaults of ssh.connect; none (the zero value)
+// replaces those of an earlier workspace at the same address.
+func (r *RootModule) rememberKubeSSH(address, name string, c kubeSSH) {
+	r.kube.mu.Lock()
+	defer r.kube.mu.Unlock()
+	if r.kube.ssh == nil {
+		r.kube.ssh, r.kube.addrs = map[string]kubeSSH{}, map[string]string{}
+	}
+	r.kube.addrs[name] = address
+	for _, k := range []string{address, name} {
+		if k != "" {
+			r.kube.ssh[k] = c
+		}
+	}
+}
+
+// forgetKubeWorkspaces forgets what was recorded of deleted Kubernetes
+// workspaces (all of them when names is nil): their SSH credentials, and
+// their address as a lab workspace's, which a later workspace of another
+// lab may reuse.
+func (r *RootModule) forgetKubeWorkspaces(names []string) {
+	r.kube.mu.Lock()
+	if names == nil {
+		for n := range r.kube.addrs {
+			names = append(names, n)
+		}
+	}
+	forget := map[string]string{} // address → name
+	for _, n := range names {
+		if a, ok := r.kube.addrs[n]; ok {
+			forget[a] = n
+			delete(r.kube.ssh, a)
+			delete(r.kube.ssh, n)
+			delete(r.kube.addrs, n)
+		}
+	}
+	r.kube.mu.Unlock()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for a, n := range forget {
+		if c, ok := r.coderAddrs[a]; ok && c.name == n {
+			delete(r.coderAddrs, a)
+		}
+		if r.names[a] == n {
+			delete(r.names, a)
+		}
+	}
+}
+
+// kubeSSHDefaults completes cfg with the credentials of the Kubernetes
+// workspace host, for what the script did not set itself.
+func (r *RootModule) kubeSSHDefaults(host string, cfg *sshtraffic.ClientConfig) {
+	r.kube.mu.Lock()
+	c, ok := r.kube.ssh[host]
+	r.kube.mu.Unlock()
+	if !ok {
+		return
+	}
+	if cfg.User == "" {
+		cfg.User = c.user
+	}
+	if len(cfg.PrivateKeyPEM) == 0 && cfg.Password == "" {
+		cfg.PrivateKeyPEM = c.key
+	}
 }
 
 // sharedWatcher is one shared informer and what this run tracks through

@@ -1,13 +1,17 @@
 package cdeload
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sync"
 
 	"github.com/grafana/sobek"
 	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/cdeload/cdeload/workspace"
 	"github.com/cdeload/cdeload/workspace/kube"
@@ -20,7 +24,8 @@ type kubeProviderObj struct {
 	mi       *instance
 	opts     kubeOptions
 	template *corev1.Pod
-	sshUser  string
+	ssh      kubeSSH // sshUser, sshKey
+	owners   []metav1.OwnerReference
 	labURL   string // CDELOAD_LAB_URL when the object was made
 	labToken string // its token (see instance.labToken)
 	obs      *coderObserver
@@ -54,10 +59,20 @@ func (mi *instance) newKubernetes(call sobek.ConstructorCall) *sobek.Object {
 		k.template = p
 		return err
 	}
-	f["sshUser"] = func(v sobek.Value) (err error) { k.sshUser, err = asNonEmpty(v); return err }
+	f["sshUser"] = func(v sobek.Value) (err error) { k.ssh.user, err = asNonEmpty(v); return err }
+	f["sshKey"] = func(v sobek.Value) (err error) { k.ssh.key, err = asPrivateKey(v); return err }
+	ownersSet := false
+	f["ownerReferences"] = func(v sobek.Value) (err error) {
+		k.owners, err = parseOwnerReferences(v.Export())
+		ownersSet = true
+		return err
+	}
 	mi.parseOptions(op, call.Argument(0), true, f)
 	if k.opts.namespace == "" {
 		mi.throw(fmt.Errorf("%s: option namespace is required", op))
+	}
+	if !ownersSet {
+		k.owners = runnerPodOwner(mi.getenv, k.opts.namespace)
 	}
 	switch {
 	case k.template != nil && image != "":
@@ -86,7 +101,7 @@ func (k *kubeProviderObj) provider(ctx context.Context) (*kube.Provider, *shared
 	if err != nil {
 		return nil, nil, err
 	}
-	p, err := kube.NewProvider(kube.ProviderConfig{Client: sw.core, Pods: sw.w, Namer: sw.namer, Template: k.template, Observer: k.obs})
+	p, err := kube.NewProvider(kube.ProviderConfig{Client: sw.core, Pods: sw.w, Namer: sw.namer, Template: k.template, OwnerReferences: k.owners, Observer: k.obs})
 	if err != nil {
 		return nil, nil, err
 	}
@@ -132,6 +147,7 @@ func (k *kubeProviderObj) jsCreate(call sobek.FunctionCall) sobek.Value {
 			return nil, fmt.Errorf("workspace %s: %w", ws.Name, err)
 		}
 		mi.root.rememberWorkspace(ws.Address, ws.Name)
+		mi.root.rememberKubeSSH(ws.Address, ws.Name, k.ssh)
 		if k.labURL != "" {
 			// `cdeload lab --kubernetes` runs each pod as one of its
 			// workspaces: its tailnet and SSH credentials apply.
@@ -156,7 +172,11 @@ func (k *kubeProviderObj) jsCleanup(sobek.FunctionCall) sobek.Value {
 		}
 		ctx, cancel := context.WithTimeout(ctx, defaultCleanupTimeout)
 		defer cancel()
-		return undefinedJS, p.Cleanup(ctx)
+		if err := p.Cleanup(ctx); err != nil {
+			return nil, err
+		}
+		mi.root.forgetKubeWorkspaces(nil) // the run's pods are all gone
+		return undefinedJS, nil
 	})
 }
 
@@ -172,7 +192,7 @@ func (w *kubeWorkspace) object() *sobek.Object {
 	set(o, "name", w.ws.Name)
 	set(o, "id", w.ws.ID)
 	set(o, "address", w.ws.Address)
-	set(o, "sshUser", w.k.sshUser)
+	set(o, "sshUser", w.k.ssh.user)
 	t := w.k.mi.vu.Runtime().NewObject()
 	set(t, "readyMs", ms(w.ws.Timings.Ready))
 	set(t, "podScheduleMs", ms(w.phases.ScheduleDuration()))
@@ -198,7 +218,11 @@ func (w *kubeWorkspace) jsDelete(call sobek.FunctionCall) sobek.Value {
 		}
 		ctx, cancel := context.WithTimeout(ctx, timeout)
 		defer cancel()
-		return undefinedJS, p.Delete(ctx, w.ws)
+		if err := p.Delete(ctx, w.ws); err != nil {
+			return nil, err
+		}
+		mi.root.forgetKubeWorkspaces([]string{w.ws.Name})
+		return undefinedJS, nil
 	})
 }
 
@@ -226,4 +250,54 @@ func (sw *sharedWatcher) cleanupOnClose() error {
 		return fmt.Errorf("cdeload: clean up the Kubernetes workspaces of run %s in %s: %w", p.RunID(), p.Namespace(), err)
 	}
 	return nil
+}
+
+// parseOwnerReferences parses the ownerReferences option: an array of
+// {apiVersion, kind, name, uid, controller?, blockOwnerDeletion?}, strictly
+// (an unknown key is an error).
+func parseOwnerReferences(v any) ([]metav1.OwnerReference, error) {
+	if _, ok := v.([]any); !ok {
+		return nil, errors.New("want an array of {apiVersion, kind, name, uid, controller?, blockOwnerDeletion?}")
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("want an array of owner references: %w", err)
+	}
+	var refs []metav1.OwnerReference
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&refs); err != nil {
+		return nil, fmt.Errorf("want an array of {apiVersion, kind, name, uid, controller?, blockOwnerDeletion?}: %w", err)
+	}
+	for i, r := range refs {
+		for _, f := range []struct{ key, val string }{{"apiVersion", r.APIVersion}, {"kind", r.Kind}, {"name", r.Name}, {"uid", string(r.UID)}} {
+			if f.val == "" {
+				return nil, fmt.Errorf("[%d].%s is required", i, f.key)
+			}
+		}
+	}
+	return refs, nil
+}
+
+// Downward-API variables of a k6-operator runner pod (see the README).
+const (
+	envPodName      = "POD_NAME"
+	envPodUID       = "POD_UID"
+	envPodNamespace = "POD_NAMESPACE"
+)
+
+// runnerPodOwner returns the runner's own pod as the owner of workspace
+// pods in namespace, when POD_NAME and POD_UID say which pod the run is
+// in: the garbage collector then deletes the workspaces with the runner.
+// A pod of another namespace (POD_NAMESPACE set and different) cannot own
+// them: the garbage collector would delete them at once.
+func runnerPodOwner(getenv func(string) string, namespace string) []metav1.OwnerReference {
+	name, uid := getenv(envPodName), getenv(envPodUID)
+	if name == "" || uid == "" {
+		return nil
+	}
+	if ns := getenv(envPodNamespace); ns != "" && ns != namespace {
+		return nil
+	}
+	return []metav1.OwnerReference{{APIVersion: "v1", Kind: "Pod", Name: name, UID: types.UID(uid)}}
 }

@@ -32,7 +32,9 @@ func startKubeLab(t *testing.T, env *kubetest.Env, kc lab.KubernetesConfig) map[
 			t.Errorf("close the lab: %v", err)
 		}
 	})
-	return map[string]string{envLabURL: l.URL(), envLabToken: l.Token(), "NS": env.Namespace, "KCFG": env.Kubeconfig}
+	c := l.Credentials()
+	return map[string]string{envLabURL: l.URL(), envLabToken: l.Token(), "NS": env.Namespace, "KCFG": env.Kubeconfig,
+		"LAB_USER": c.User, "LAB_KEY": string(c.PrivateKeyPEM)}
 }
 
 // assertNamespaceEmpty checks through the API that no workspace pod or

@@ -31,7 +31,7 @@ func (mi *instance) parseOptions(op string, v sobek.Value, required bool, f fiel
 }
 
 // secretOptions are option keys whose values an error must never show.
-var secretOptions = map[string]bool{"password": true, "privateKey": true, "token": true, "authKey": true}
+var secretOptions = map[string]bool{"password": true, "privateKey": true, "token": true, "authKey": true, "sshKey": true}
 
 // describeOption renders the value of option k for an error message,
 // hiding it when k holds a secret.

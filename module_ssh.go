@@ -44,21 +44,11 @@ func (mi *instance) sshConnect(call sobek.FunctionCall) sobek.Value {
 			o.net = t
 			return nil
 		},
-		"host": func(v sobek.Value) (err error) { o.host, err = asNonEmpty(v); return err },
-		"port": func(v sobek.Value) (err error) { o.port, err = asInt(v, 1, 65535); o.portSet = true; return err },
-		"user": func(v sobek.Value) (err error) { o.cfg.User, err = asNonEmpty(v); return err },
-		"privateKey": func(v sobek.Value) error {
-			s, err := asNonEmpty(v)
-			if err != nil {
-				return fmt.Errorf("%w (an unencrypted private key in PEM or OpenSSH format)", err)
-			}
-			if _, err := ssh.ParseRawPrivateKey([]byte(s)); err != nil {
-				return fmt.Errorf("not a usable private key (want an unencrypted PEM or OpenSSH key): %w", err)
-			}
-			o.cfg.PrivateKeyPEM = []byte(s)
-			return nil
-		},
-		"password": func(v sobek.Value) (err error) { o.cfg.Password, err = asNonEmpty(v); return err },
+		"host":       func(v sobek.Value) (err error) { o.host, err = asNonEmpty(v); return err },
+		"port":       func(v sobek.Value) (err error) { o.port, err = asInt(v, 1, 65535); o.portSet = true; return err },
+		"user":       func(v sobek.Value) (err error) { o.cfg.User, err = asNonEmpty(v); return err },
+		"privateKey": func(v sobek.Value) (err error) { o.cfg.PrivateKeyPEM, err = asPrivateKey(v); return err },
+		"password":   func(v sobek.Value) (err error) { o.cfg.Password, err = asNonEmpty(v); return err },
 		"hostKey": func(v sobek.Value) error {
 			s, err := asNonEmpty(v)
 			if err == nil {
@@ -117,6 +107,19 @@ func (mi *instance) sshConnect(call sobek.FunctionCall) sobek.Value {
 	})
 }
 
+// asPrivateKey parses an SSH private key option: an unencrypted key in
+// PEM or OpenSSH format. Its errors never contain the value.
+func asPrivateKey(v sobek.Value) ([]byte, error) {
+	s, err := asNonEmpty(v)
+	if err != nil {
+		return nil, fmt.Errorf("%w (an unencrypted private key in PEM or OpenSSH format)", err)
+	}
+	if _, err := ssh.ParseRawPrivateKey([]byte(s)); err != nil {
+		return nil, fmt.Errorf("not a usable private key (want an unencrypted PEM or OpenSSH key): %w", err)
+	}
+	return []byte(s), nil
+}
+
 // connect dials over the tailnet and runs the SSH handshake.
 func (mi *instance) connect(ctx context.Context, e *emitter, o sshOpts) (*sshSession, error) {
 	if a, ok := mi.root.coderHost(o.host); ok {
@@ -138,6 +141,7 @@ func (mi *instance) connect(ctx context.Context, e *emitter, o sshOpts) (*sshSes
 		return nil, err
 	}
 	cfg := o.cfg
+	mi.root.kubeSSHDefaults(o.host, &cfg)
 	if l := r.src.lab; l != nil {
 		// A lab workspace: its credentials are the default.
 		inf := l.info()
