@@ -63,8 +63,7 @@ func openSource(s *stdio, path, typ string) (*testSource, error) {
 		return &testSource{filename: a.Filename, data: a.Data, arc: a}, nil
 	}
 	if path == "-" {
-		wd, _ := os.Getwd()
-		return &testSource{filename: filepath.Join(wd, "stdin.js"), data: head}, nil
+		return &testSource{filename: js.StdinFilename, data: head}, nil
 	}
 	abs, err := filepath.Abs(path)
 	if err != nil {
@@ -91,7 +90,7 @@ func readHead(path string, n int) ([]byte, error) {
 func (t *testSource) jsConfig(cfg *js.Config) {
 	cfg.Filename, cfg.Source = t.filename, t.data
 	if t.arc != nil {
-		cfg.Files = t.arc.Files
+		cfg.Files, cfg.Pwd = t.arc.Files, t.arc.Pwd
 	}
 }
 

@@ -34,6 +34,58 @@ type runFlags struct {
 	systemTags, logFormat    string
 	scriptType               string
 	executionRequirements    bool
+	http                     httpFlags
+}
+
+// httpFlags are k6/http's option flags.
+type httpFlags struct {
+	userAgent             string
+	insecureSkipTLSVerify bool
+	batch, batchPerHost   int64
+	maxRedirects          int64
+	noConnectionReuse     bool
+	noVUConnectionReuse   bool
+	discardResponseBodies bool
+}
+
+// define adds the k6/http option flags to fs.
+func (h *httpFlags) define(fs *pflag.FlagSet) {
+	fs.StringVar(&h.userAgent, "user-agent", "", "User-Agent header of k6/http requests (empty: none)")
+	fs.BoolVar(&h.insecureSkipTLSVerify, "insecure-skip-tls-verify", false, "do not verify the TLS certificates of k6/http requests")
+	fs.Int64Var(&h.batch, "batch", 20, "most parallel requests of one http.batch() call")
+	fs.Int64Var(&h.batchPerHost, "batch-per-host", 6, "most parallel requests per host of one http.batch() call")
+	fs.Int64Var(&h.maxRedirects, "max-redirects", 10, "most HTTP redirects followed")
+	fs.BoolVar(&h.noConnectionReuse, "no-connection-reuse", false, "do not reuse TCP connections between requests")
+	fs.BoolVar(&h.noVUConnectionReuse, "no-vu-connection-reuse", false, "do not reuse TCP connections between iterations of a VU")
+	fs.BoolVar(&h.discardResponseBodies, "discard-response-bodies", false, "read and discard response bodies (res.body is null)")
+}
+
+// apply sets in o the k6/http options given on the command line.
+func (h *httpFlags) apply(fs *pflag.FlagSet, o *options.Options) {
+	if fs.Changed("user-agent") {
+		o.UserAgent = options.Str(h.userAgent)
+	}
+	if fs.Changed("insecure-skip-tls-verify") {
+		o.InsecureSkipTLSVerify = options.Bool(h.insecureSkipTLSVerify)
+	}
+	if fs.Changed("batch") {
+		o.Batch = options.Int64(h.batch)
+	}
+	if fs.Changed("batch-per-host") {
+		o.BatchPerHost = options.Int64(h.batchPerHost)
+	}
+	if fs.Changed("max-redirects") {
+		o.MaxRedirects = options.Int64(h.maxRedirects)
+	}
+	if fs.Changed("no-connection-reuse") {
+		o.NoConnectionReuse = options.Bool(h.noConnectionReuse)
+	}
+	if fs.Changed("no-vu-connection-reuse") {
+		o.NoVUConnectionReuse = options.Bool(h.noVUConnectionReuse)
+	}
+	if fs.Changed("discard-response-bodies") {
+		o.DiscardResponseBodies = options.Bool(h.discardResponseBodies)
+	}
 }
 
 func newRunFlags(cmd string) *runFlags {
@@ -53,6 +105,7 @@ func newRunFlags(cmd string) *runFlags {
 	fs.BoolVarP(&f.throw, "throw", "w", false, "throw errors on failed requests")
 	fs.StringArrayVar(&f.tags, "tag", nil, "run tag NAME=VALUE added to every sample (repeatable)")
 	fs.StringVar(&f.systemTags, "system-tags", "", "comma-separated system tags to enable")
+	f.http.define(fs)
 	fs.StringVar(&f.trendStats, "summary-trend-stats", "", "trend columns of the summary, e.g. avg,p(99)")
 	fs.StringVar(&f.timeUnit, "summary-time-unit", "", "time unit of the summary: s, ms or us")
 	fs.StringArrayVarP(&f.envs, "env", "e", nil, "environment variable NAME=VALUE for __ENV (repeatable)")
@@ -158,6 +211,7 @@ func (f *runFlags) cliOptions() (options.Options, error) {
 	if fs.Changed("no-thresholds") {
 		o.NoThresholds = options.Bool(f.noThresholds)
 	}
+	f.http.apply(fs, &o)
 	// Reuse the value checks of the JSON form.
 	b, err := json.Marshal(o)
 	if err != nil {

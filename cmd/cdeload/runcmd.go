@@ -108,10 +108,8 @@ func flagError(s *stdio, cmd string, err error) int {
 // k6OnlyFlags are k6 flags that cdeload does not have; an error naming one
 // says so, rather than suggesting a typo.
 var k6OnlyFlags = map[string]bool{
-	"--http-debug": true, "--rps": true, "--batch": true, "--batch-per-host": true, "--user-agent": true,
-	"--insecure-skip-tls-verify": true, "--max-redirects": true, "--no-connection-reuse": true,
-	"--no-vu-connection-reuse": true, "--blacklist-ip": true, "--block-hostnames": true, "--dns": true,
-	"--local-ips": true, "--discard-response-bodies": true, "--new-machine-readable-summary": true,
+	"--http-debug": true, "--rps": true, "--blacklist-ip": true, "--block-hostnames": true, "--dns": true,
+	"--local-ips": true, "--new-machine-readable-summary": true,
 	"--traces-output": true, "--profiling-enabled": true, "--log-output": true, "--features": true,
 	"--secret-source": true, "--no-archive-upload": true, "--tls-version": true,
 }

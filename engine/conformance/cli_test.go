@@ -253,8 +253,19 @@ func TestExecTestOptionsHaveK6Shape(t *testing.T) {
 	if string(o["summaryTrendStats"]) == "null" || string(o["systemTags"]) == "null" {
 		t.Errorf("summaryTrendStats or systemTags missing: %s", raw)
 	}
-	if !strings.Contains(string(o["scenarios"]), `"default":{`) || !strings.Contains(string(o["scenarios"]), `"iterations":2`) {
+	var sc map[string]map[string]json.RawMessage
+	if err := json.Unmarshal(o["scenarios"], &sc); err != nil {
+		t.Fatalf("exec.test.options.scenarios: %v\n%s", err, o["scenarios"])
+	}
+	def := sc["default"]
+	if string(def["iterations"]) != "2" || string(def["vus"]) != "1" || string(def["executor"]) != `"shared-iterations"` {
 		t.Errorf("the shortcuts are not in the default scenario: %s", o["scenarios"])
+	}
+	// Fields the user did not set are null, not their defaults (as in k6).
+	for _, k := range []string{"startTime", "gracefulStop", "env", "exec", "tags", "maxDuration"} {
+		if v, ok := def[k]; !ok || string(v) != "null" {
+			t.Errorf("exec.test.options.scenarios.default.%s = %s, want null", k, v)
+		}
 	}
 }
 

@@ -90,6 +90,8 @@ func (i *cjsInstance) ExecuteModule(rt *sobek.Runtime, _, _ func(any) error) (so
 	dir := filepath.Dir(i.m.key)
 	if isRemote(i.m.key) {
 		dir = path.Dir(i.m.key)
+	} else if i.m.key == StdinFilename {
+		dir = i.v.script.dir
 	}
 	if _, err := fn(sobek.Undefined(), exports, rt.ToValue(i.v.requireFrom(i.m)), i.module, rt.ToValue(i.m.key), rt.ToValue(dir)); err != nil {
 		return nil, err

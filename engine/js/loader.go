@@ -160,21 +160,19 @@ func (l *loader) key(referrer any, spec string) (string, error) {
 	if isK6Module(spec) {
 		return spec, nil
 	}
-	base := l.baseDir
+	var p string
 	if rec, ok := referrer.(sobek.ModuleRecord); ok {
 		l.mu.Lock()
-		p, ok := l.paths[rec]
+		p = l.paths[rec]
 		l.mu.Unlock()
-		if ok {
-			if isRemote(p) {
-				return resolveRemote(p, spec)
-			}
-			base = filepath.Dir(p)
-		}
-	} else if p, ok := referrer.(string); ok && p != "" {
-		if isRemote(p) {
-			return resolveRemote(p, spec)
-		}
+	} else if s, ok := referrer.(string); ok {
+		p = s
+	}
+	if isRemote(p) {
+		return resolveRemote(p, spec)
+	}
+	base := l.baseDir
+	if p != "" && p != StdinFilename { // a stdin script imports from baseDir
 		base = filepath.Dir(p)
 	}
 	return resolvePath(base, spec)

@@ -21,10 +21,18 @@ import (
 	"github.com/cdeload/cdeload/engine/modules"
 )
 
+// StdinFilename is the entry path of a script read from stdin: its module
+// specifier and error locations say file:///-, as k6's do.
+const StdinFilename = "/-"
+
 // Config says what script to load and where its output goes.
 type Config struct {
-	// Filename is the path of the entry script.
+	// Filename is the path of the entry script; StdinFilename for a
+	// script read from stdin.
 	Filename string
+	// Pwd is the directory that relative imports and open() paths of a
+	// stdin script resolve against; the working directory when empty.
+	Pwd string
 	// Source is the entry script's text; if nil, Filename is read.
 	Source []byte
 	// Files, when non-nil, is the only source of modules and open()ed
@@ -99,10 +107,18 @@ func Parse(ctx context.Context, cfg Config) (*Script, error) {
 	if cfg.RunTags == nil {
 		cfg.RunTags = metrics.NewTagSet(nil)
 	}
+	dir := filepath.Dir(entry)
+	if entry == StdinFilename {
+		if dir = cfg.Pwd; dir == "" {
+			if dir, err = os.Getwd(); err != nil {
+				return nil, lib.Errorf(lib.ExitScriptException, "js: working directory of the stdin script: %w", err)
+			}
+		}
+	}
 	s := &Script{
 		cfg:   cfg,
 		entry: entry,
-		dir:   filepath.Dir(entry),
+		dir:   dir,
 		files: &fileCache{files: map[string][]byte{}, source: cfg.Files},
 		logw:  &logWriter{w: cfg.Console, debug: cfg.Debug, now: time.Now},
 	}

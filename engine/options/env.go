@@ -63,6 +63,22 @@ func FromEnv(env map[string]string) (Options, error) {
 			o.ExecutionSegment = Str(v)
 		case "K6_EXECUTION_SEGMENT_SEQUENCE":
 			o.ExecutionSegmentSequence = Str(v)
+		case "K6_USER_AGENT":
+			o.UserAgent = Str(v)
+		case "K6_INSECURE_SKIP_TLS_VERIFY":
+			o.InsecureSkipTLSVerify, err = envBool(v)
+		case "K6_BATCH":
+			o.Batch, err = envInt(v)
+		case "K6_BATCH_PER_HOST":
+			o.BatchPerHost, err = envInt(v)
+		case "K6_MAX_REDIRECTS":
+			o.MaxRedirects, err = envInt(v)
+		case "K6_NO_CONNECTION_REUSE":
+			o.NoConnectionReuse, err = envBool(v)
+		case "K6_NO_VU_CONNECTION_REUSE":
+			o.NoVUConnectionReuse, err = envBool(v)
+		case "K6_DISCARD_RESPONSE_BODIES":
+			o.DiscardResponseBodies, err = envBool(v)
 		default:
 			continue
 		}

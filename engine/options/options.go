@@ -39,6 +39,18 @@ type Options struct {
 	SummaryTrendStats        []string          `json:"summaryTrendStats,omitempty"`
 	SummaryTimeUnit          *string           `json:"summaryTimeUnit,omitempty"`
 	NoThresholds             *bool             `json:"-"`
+
+	// k6/http's options that the CLI and K6_* variables also set; k6/http
+	// reads them from the consolidated options.
+	UserAgent             *string `json:"userAgent,omitempty"`
+	InsecureSkipTLSVerify *bool   `json:"insecureSkipTLSVerify,omitempty"`
+	Batch                 *int64  `json:"batch,omitempty"`
+	BatchPerHost          *int64  `json:"batchPerHost,omitempty"`
+	MaxRedirects          *int64  `json:"maxRedirects,omitempty"`
+	NoConnectionReuse     *bool   `json:"noConnectionReuse,omitempty"`
+	NoVUConnectionReuse   *bool   `json:"noVUConnectionReuse,omitempty"`
+	DiscardResponseBodies *bool   `json:"discardResponseBodies,omitempty"`
+
 	// Thresholds are kept as given: metric selector → JSON array of
 	// threshold strings or {threshold, abortOnFail, delayAbortEval}
 	// objects. The metrics engine parses them.
@@ -73,9 +85,7 @@ var ignoredOptions = map[string]bool{
 // moduleOptions are read by k6/http from the script's options (through
 // modules.State.Options); the consolidation passes them by.
 var moduleOptions = map[string]bool{
-	"batch": true, "batchPerHost": true, "userAgent": true, "insecureSkipTLSVerify": true,
-	"tlsVersion": true, "tlsAuth": true, "maxRedirects": true, "noConnectionReuse": true,
-	"noVUConnectionReuse": true, "hosts": true, "discardResponseBodies": true,
+	"tlsVersion": true, "tlsAuth": true, "hosts": true,
 }
 
 var knownOptions = func() map[string]func(*Options) any {
@@ -100,6 +110,14 @@ var knownOptions = func() map[string]func(*Options) any {
 		"summaryTrendStats":        func(o *Options) any { return &o.SummaryTrendStats },
 		"summaryTimeUnit":          func(o *Options) any { return &o.SummaryTimeUnit },
 		"thresholds":               func(o *Options) any { return &o.Thresholds },
+		"userAgent":                func(o *Options) any { return &o.UserAgent },
+		"insecureSkipTLSVerify":    func(o *Options) any { return &o.InsecureSkipTLSVerify },
+		"batch":                    func(o *Options) any { return &o.Batch },
+		"batchPerHost":             func(o *Options) any { return &o.BatchPerHost },
+		"maxRedirects":             func(o *Options) any { return &o.MaxRedirects },
+		"noConnectionReuse":        func(o *Options) any { return &o.NoConnectionReuse },
+		"noVUConnectionReuse":      func(o *Options) any { return &o.NoVUConnectionReuse },
+		"discardResponseBodies":    func(o *Options) any { return &o.DiscardResponseBodies },
 	}
 }()
 
@@ -165,6 +183,11 @@ func (o *Options) validateValues() error {
 	if o.Iterations != nil && *o.Iterations < 0 {
 		return lib.Errorf(lib.ExitInvalidConfig, "option iterations is %d, but it must be at least 0", *o.Iterations)
 	}
+	for name, v := range map[string]*int64{"batch": o.Batch, "batchPerHost": o.BatchPerHost, "maxRedirects": o.MaxRedirects} {
+		if v != nil && *v < 0 {
+			return lib.Errorf(lib.ExitInvalidConfig, "option %s is %d, but it must be at least 0", name, *v)
+		}
+	}
 	if o.SummaryTimeUnit != nil && *o.SummaryTimeUnit != "" {
 		ok := false
 		for _, u := range timeUnits {
@@ -191,6 +214,34 @@ func (o *Options) validateValues() error {
 		}
 	}
 	return nil
+}
+
+// applyHTTP overrides o's k6/http options with those h sets.
+func (o *Options) applyHTTP(h Options) {
+	if h.UserAgent != nil {
+		o.UserAgent = h.UserAgent
+	}
+	if h.InsecureSkipTLSVerify != nil {
+		o.InsecureSkipTLSVerify = h.InsecureSkipTLSVerify
+	}
+	if h.Batch != nil {
+		o.Batch = h.Batch
+	}
+	if h.BatchPerHost != nil {
+		o.BatchPerHost = h.BatchPerHost
+	}
+	if h.MaxRedirects != nil {
+		o.MaxRedirects = h.MaxRedirects
+	}
+	if h.NoConnectionReuse != nil {
+		o.NoConnectionReuse = h.NoConnectionReuse
+	}
+	if h.NoVUConnectionReuse != nil {
+		o.NoVUConnectionReuse = h.NoVUConnectionReuse
+	}
+	if h.DiscardResponseBodies != nil {
+		o.DiscardResponseBodies = h.DiscardResponseBodies
+	}
 }
 
 // hasExecution reports whether the tier sets any of the execution options
@@ -257,6 +308,7 @@ func (o Options) Apply(h Options) Options {
 	if h.Thresholds != nil {
 		o.Thresholds = h.Thresholds
 	}
+	o.applyHTTP(h)
 	return o
 }
 

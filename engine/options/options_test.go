@@ -73,6 +73,9 @@ func TestParseErrorsNameTheKey(t *testing.T) {
 		`{"scenarios": {"bad name": {"executor": "constant-vus"}}}`:                             {`"bad name"`},
 		`{"summaryTimeUnit": "h"}`:                                                              {"summaryTimeUnit", `"h"`, "s, ms, us"},
 		`{"executionSegment": "1/2:1/4"}`:                                                       {"executionSegment"},
+		`{"maxRedirects": -1}`:                                                                  {"maxRedirects", "-1", "at least 0"},
+		`{"batchPerHost": "six"}`:                                                               {`option "batchPerHost"`, `"six"`},
+		`{"insecureSkipTLSVerify": "yes"}`:                                                      {`option "insecureSkipTLSVerify"`},
 	}
 	for in, wants := range cases {
 		_, _, err := Parse([]byte(in))
@@ -231,6 +234,14 @@ func TestFromEnvErrorsNameTheVariable(t *testing.T) {
 	_, err := FromEnv(map[string]string{"K6_VUS": "many"})
 	if err == nil || !strings.Contains(err.Error(), "K6_VUS") || !strings.Contains(err.Error(), "many") {
 		t.Fatalf("err = %v", err)
+	}
+	_, err = FromEnv(map[string]string{"K6_BATCH": "-2"})
+	if err == nil || !strings.Contains(err.Error(), "batch is -2") {
+		t.Fatalf("K6_BATCH=-2: err = %v", err)
+	}
+	_, err = FromEnv(map[string]string{"K6_INSECURE_SKIP_TLS_VERIFY": "maybe"})
+	if err == nil || !strings.Contains(err.Error(), "K6_INSECURE_SKIP_TLS_VERIFY") {
+		t.Fatalf("K6_INSECURE_SKIP_TLS_VERIFY=maybe: err = %v", err)
 	}
 	o, err := FromEnv(map[string]string{"K6_STAGES": "10s:5,20s:0", "K6_NO_TEARDOWN": "true"})
 	if err != nil || len(o.Stages) != 2 || o.Stages[1].Duration.D() != 20*time.Second || !IsSet(o.NoTeardown) {

@@ -17,6 +17,39 @@ var k6OptionKeys = []string{
 	"localIPs",
 }
 
+// scenariosWithNulls returns the scenarios as exec.test.options shows
+// them: a field the user did not set is null (k6 keeps its defaults out of
+// the options), except "options", which is left out. Nil when sc is empty
+// or does not encode.
+func scenariosWithNulls(sc Scenarios) json.RawMessage {
+	if len(sc) == 0 {
+		return nil
+	}
+	out := make(map[string]map[string]json.RawMessage, len(sc))
+	for name, s := range sc {
+		var m map[string]json.RawMessage
+		b, err := json.Marshal(s)
+		if err != nil || json.Unmarshal(b, &m) != nil {
+			return nil
+		}
+		for _, f := range append(slices.Clone(commonFields), executorFields[s.Executor]...) {
+			switch {
+			case f == "executor" || s.Set[f]:
+			case f == "options":
+				delete(m, f)
+			default:
+				m[f] = json.RawMessage("null")
+			}
+		}
+		out[name] = m
+	}
+	b, err := json.Marshal(out)
+	if err != nil {
+		return nil
+	}
+	return b
+}
+
 // shortcutKeys are folded into the scenarios by consolidation: k6 shows
 // them as null next to the scenario they became.
 var shortcutKeys = []string{"vus", "duration", "iterations", "stages"}
@@ -40,6 +73,9 @@ func (o *Options) TestOptionsJSON() json.RawMessage {
 		for _, k := range shortcutKeys {
 			m[k] = null
 		}
+	}
+	if sc := scenariosWithNulls(o.Scenarios); sc != nil {
+		m["scenarios"] = sc
 	}
 	if o.SummaryTrendStats == nil {
 		m["summaryTrendStats"], _ = json.Marshal(DefaultSummaryTrendStats)
