@@ -317,19 +317,9 @@ func (w *Watcher) Wait(ctx context.Context, m Match, until func(PodPhases) bool)
 			}
 		}
 	}
-	if w.waiters[key] == nil {
-		w.waiters[key] = map[*waiter]struct{}{}
-	}
-	w.waiters[key][wt] = struct{}{}
+	w.addWaiterLocked(key, wt)
 	w.mu.Unlock()
-	defer func() {
-		w.mu.Lock()
-		delete(w.waiters[key], wt)
-		if len(w.waiters[key]) == 0 {
-			delete(w.waiters, key)
-		}
-		w.mu.Unlock()
-	}()
+	defer w.removeWaiter(key, wt)
 	for {
 		select {
 		case <-ctx.Done():
@@ -340,6 +330,24 @@ func (w *Watcher) Wait(ctx context.Context, m Match, until func(PodPhases) bool)
 				return p, nil
 			}
 		}
+	}
+}
+
+// addWaiterLocked registers wt for the pods of key; w.mu is held.
+func (w *Watcher) addWaiterLocked(key string, wt *waiter) {
+	if w.waiters[key] == nil {
+		w.waiters[key] = map[*waiter]struct{}{}
+	}
+	w.waiters[key][wt] = struct{}{}
+}
+
+// removeWaiter undoes addWaiterLocked.
+func (w *Watcher) removeWaiter(key string, wt *waiter) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	delete(w.waiters[key], wt)
+	if len(w.waiters[key]) == 0 {
+		delete(w.waiters, key)
 	}
 }
 
@@ -360,19 +368,9 @@ func (w *Watcher) WaitGone(ctx context.Context, m Match) error {
 		w.mu.Unlock()
 		return nil
 	}
-	if w.waiters[key] == nil {
-		w.waiters[key] = map[*waiter]struct{}{}
-	}
-	w.waiters[key][wt] = struct{}{}
+	w.addWaiterLocked(key, wt)
 	w.mu.Unlock()
-	defer func() {
-		w.mu.Lock()
-		delete(w.waiters[key], wt)
-		if len(w.waiters[key]) == 0 {
-			delete(w.waiters, key)
-		}
-		w.mu.Unlock()
-	}()
+	defer w.removeWaiter(key, wt)
 	for {
 		select {
 		case <-ctx.Done():
