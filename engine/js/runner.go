@@ -117,15 +117,9 @@ func (r *Runner) lifecycle(ctx context.Context, samples chan<- metrics.Samples, 
 	timeout time.Duration, timeoutCode lib.ExitCode,
 ) (sobek.Value, *vu, error) {
 	if samples == nil { // handleSummary: samples are dropped
-		ch := make(chan metrics.Samples, 16)
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			for range ch {
-			}
-		}()
-		defer func() { close(ch); <-done }()
-		samples = ch
+		var stop func()
+		samples, stop = discardSamples()
+		defer stop()
 	}
 	cctx := ctx
 	if timeout > 0 {
@@ -246,6 +240,14 @@ func (r *Runner) initForSummary(ctx context.Context) {
 		ctx, cancel = context.WithTimeout(ctx, r.rc.HandleSummaryTimeout)
 		defer cancel()
 	}
+	samples, stop := discardSamples()
+	defer stop()
+	_, _ = r.transient(ctx, samples, "")
+}
+
+// discardSamples returns a channel whose samples are dropped, and stop,
+// which closes it and waits until it is drained.
+func discardSamples() (samples chan<- metrics.Samples, stop func()) {
 	ch := make(chan metrics.Samples, 16)
 	done := make(chan struct{})
 	go func() {
@@ -253,8 +255,7 @@ func (r *Runner) initForSummary(ctx context.Context) {
 		for range ch {
 		}
 	}()
-	defer func() { close(ch); <-done }()
-	_, _ = r.transient(ctx, ch, "")
+	return ch, func() { close(ch); <-done }
 }
 
 // activeVU is a VU bound to a scenario.
