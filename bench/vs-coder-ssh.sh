@@ -29,30 +29,12 @@ cd "$(dirname "$0")/.."
 
 NS="${NS:-5}"
 DURATION="${DURATION:-30}"
-CODERPEER="${CODERPEER:-$PWD/../shared/coderpeer/coderpeer}"
-[[ -x "$CODERPEER" ]] || { echo "coderpeer script not found: set CODERPEER" >&2; exit 2; }
-[[ -x /usr/bin/time ]] || { echo "/usr/bin/time is missing (apt-get install time)" >&2; exit 2; }
-for n in $NS; do [[ "$n" =~ ^[1-9][0-9]*$ ]] || { echo "NS: $n is not a positive integer" >&2; exit 2; }; done
-
-WORK="$(mktemp -d "${TMPDIR:-/tmp}/cdeload-vs-coder-ssh.XXXXXX")"
-PEER_DIR=""
-peer_down() {
-  [[ -n "$PEER_DIR" ]] || return 0
-  CODERPEER_DIR="$PEER_DIR" "$CODERPEER" down >/dev/null 2>&1 || true
-  PEER_DIR=""
-}
-cleanup() {
-  peer_down
-  [[ "${KEEP:-}" == 1 ]] && echo "work directory: $WORK" >&2 || rm -rf "$WORK"
-}
-trap cleanup EXIT
+WORK_PREFIX=cdeload-vs-coder-ssh
+source bench/lib/vs-coder-common.sh
 
 echo "building cdeload..." >&2
 go build -o "$WORK/cdeload" ./cmd/cdeload
 
-tv() { sed -n "s/^\s*$2: //p" "$WORK/$1.time"; }
-cpu() { echo "$(tv "$1" 'User time (seconds)') + $(tv "$1" 'System time (seconds)')" | bc; }
-rss() { tv "$1" 'Maximum resident set size (kbytes)'; }
 inns() { CODERPEER_DIR="$PEER_DIR" "$CODERPEER" exec "$@"; }
 
 printf '%-4s %-9s %10s %12s %12s %14s %s\n' N tool "cpu s" "cpu s/strm" "peak RSS MB" "RSS MB/strm" "result" > "$WORK/table"
@@ -78,7 +60,7 @@ for N in $NS; do
 
   echo "== N=$N: B: cdeload run examples/scale.js (SSH over Coder's tailnet)..." >&2
   inns /usr/bin/time -v -o "$WORK/b-$N.time" "$WORK/cdeload" run -e "WORKSPACES=$N" -e "TRAFFIC_DURATION=${DURATION}s" \
-    -e "TEMPLATE=$T" examples/scale.js > "$WORK/b-$N.out" 2>&1 || echo "cdeload run failed (see $WORK/b-$N.out)" >&2
+    -e "TEMPLATE=$T" -e TRANSPORT=ssh examples/scale.js > "$WORK/b-$N.out" 2>&1 || echo "cdeload run failed (see $WORK/b-$N.out)" >&2
   b_missed=$(sed -n 's/^ *traffic_ticks_missed\.*: \([0-9]*\).*/\1/p' "$WORK/b-$N.out")
   b_errs=$(sed -n 's/^ *traffic_errors\.*: \([0-9]*\).*/\1/p' "$WORK/b-$N.out")
   b_rtt=$(sed -n 's/^ *{ transport:ssh }\.*: \(.*\)/\1/p' "$WORK/b-$N.out" | awk '{print $3, $6}')

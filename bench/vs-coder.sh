@@ -27,26 +27,11 @@ cd "$(dirname "$0")/.."
 
 NS="${NS:-5 20}"
 DURATION="${DURATION:-30}"
-CODERPEER="${CODERPEER:-$PWD/../shared/coderpeer/coderpeer}"
-[[ -x "$CODERPEER" ]] || { echo "coderpeer script not found: set CODERPEER" >&2; exit 2; }
-[[ -x /usr/bin/time ]] || { echo "/usr/bin/time is missing (apt-get install time)" >&2; exit 2; }
-for n in $NS; do [[ "$n" =~ ^[1-9][0-9]*$ ]] || { echo "NS: $n is not a positive integer" >&2; exit 2; }; done
-
-WORK="$(mktemp -d "${TMPDIR:-/tmp}/cdeload-vs-coder.XXXXXX")"
-PEER_DIR=""
 POLL_PID=""
 stop_poll() { [[ -z "$POLL_PID" ]] || { kill "$POLL_PID" 2>/dev/null || true; wait "$POLL_PID" 2>/dev/null || true; POLL_PID=""; }; }
-peer_down() {
-  [[ -n "$PEER_DIR" ]] || return 0
-  CODERPEER_DIR="$PEER_DIR" "$CODERPEER" down >/dev/null 2>&1 || true
-  PEER_DIR=""
-}
-cleanup() {
-  stop_poll
-  peer_down
-  [[ "${KEEP:-}" == 1 ]] && echo "work directory: $WORK" >&2 || rm -rf "$WORK"
-}
-trap cleanup EXIT
+on_exit() { stop_poll; }
+WORK_PREFIX=cdeload-vs-coder
+source bench/lib/vs-coder-common.sh
 
 echo "building cdeload..." >&2
 go build -o "$WORK/cdeload" ./cmd/cdeload
@@ -90,9 +75,6 @@ timed() {
   local name=$1; shift
   /usr/bin/time -v -o "$WORK/$name.time" "$@" >"$WORK/$name.out" 2>&1
 }
-tv() { sed -n "s/^\s*$2: //p" "$WORK/$1.time"; }
-cpu() { echo "$(tv "$1" 'User time (seconds)') + $(tv "$1" 'System time (seconds)')" | bc; }
-rss() { tv "$1" 'Maximum resident set size (kbytes)'; }
 wall() {  # Elapsed (wall clock) time (h:mm:ss or m:ss): seconds
   tv "$1" 'Elapsed (wall clock) time (h:mm:ss or m:ss)' | awk -F: '{ if (NF==3) print $1*3600+$2*60+$3; else print $1*60+$2 }'
 }
@@ -152,7 +134,7 @@ for N in $NS; do
   echo "== N=$N: cdeload run examples/scale.js..." >&2
   start_poll "$N" "$WORK/b-ready-$N"
   timed b-run-$N "$WORK/cdeload" run -q -e "WORKSPACES=$N" -e "TRAFFIC_DURATION=${DURATION}s" -e "TEMPLATE=$T" \
-    --summary-export "$WORK/b-$N.json" examples/scale.js || echo "cdeload run exited non-zero (see $WORK/b-run-$N.out)" >&2
+    -e TRANSPORT=terminal --summary-export "$WORK/b-$N.json" examples/scale.js || echo "cdeload run exited non-zero (see $WORK/b-run-$N.out)" >&2
   stop_poll
   b_left=$(leftovers)
   b_ready=$(cat "$WORK/b-ready-$N" 2>/dev/null || echo "n/a")
