@@ -36,7 +36,12 @@ func TestOpenSSHInterop(t *testing.T) {
 	}{
 		{name: "no pty", cfg: EchoConfig{BytesPerTick: 1024, TickInterval: 5 * time.Millisecond, Duration: 200 * time.Millisecond}},
 		{name: "raw pty", cfg: EchoConfig{BytesPerTick: 1024, TickInterval: 5 * time.Millisecond, Duration: 200 * time.Millisecond, PTY: true}},
-		{name: "cooked pty", cfg: EchoConfig{BytesPerTick: 256, TickInterval: 5 * time.Millisecond, Duration: 100 * time.Millisecond, PTY: true, TerminalModes: ssh.TerminalModes{}}, dupes: true},
+		// A cooked tty echoes each frame itself besides cat's copy; when its
+		// output backs up (a loaded CI machine), that echo can land inside
+		// cat's copy of the previous frame, a real tty's behaviour (seen on
+		// Coder agents too, where cdeload turns the echo off). 20 ms ticks
+		// keep the output from backing up; 5 ms broke a frame once in CI.
+		{name: "cooked pty", cfg: EchoConfig{BytesPerTick: 256, TickInterval: 20 * time.Millisecond, Duration: 100 * time.Millisecond, PTY: true, TerminalModes: ssh.TerminalModes{}}, dupes: true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			obs := &recorder{}
