@@ -35,6 +35,7 @@ import (
 	"net/http"
 	"net/netip"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -74,7 +75,6 @@ type Client struct {
 	cfg  Config
 	logf func(string, ...any)
 	addr netip.Prefix
-	cert tls.Certificate
 
 	upOnce sync.Once
 	upErr  error
@@ -87,6 +87,7 @@ type Client struct {
 	closed  bool
 	self    selfState
 	proxies map[string]*derpProxy // by relay URL
+	cert    *tls.Certificate      // the proxies' certificate, made with the first
 	agents  map[string]*agent     // by agent ID
 }
 
@@ -111,10 +112,6 @@ func New(cfg Config) (*Client, error) {
 	if logf == nil {
 		logf = func(string, ...any) {}
 	}
-	cert, err := selfSignedCert()
-	if err != nil {
-		return nil, fmt.Errorf("coder tailnet: DERP proxy certificate: %w", err)
-	}
 	var a [16]byte
 	rand.Read(a[:])
 	copy(a[:], servicePrefix[:])
@@ -123,7 +120,6 @@ func New(cfg Config) (*Client, error) {
 		cfg:     cfg,
 		logf:    logf,
 		addr:    netip.PrefixFrom(netip.AddrFrom16(a), 128),
-		cert:    cert,
 		proxies: map[string]*derpProxy{},
 		agents:  map[string]*agent{},
 	}, nil
@@ -197,9 +193,13 @@ func (c *Client) up(ctx context.Context, agentID string) (tailnet.UpInfo, error)
 	return info, nil
 }
 
-// derpMap turns coderd's DERP map into the node's: every relay node is
-// reached through a loopback TLS proxy; STUN is never used (the node never
-// sends UDP off the machine to discover its address).
+// derpMap turns coderd's DERP map into the node's. A relay served over
+// https is dialled directly, as any Tailscale DERP node is: TLS to its host,
+// verified against the system's roots (SSL_CERT_FILE adds more). A relay
+// served over plain http (an http:// access URL, or ForceHTTP) is reached
+// through a loopback TLS proxy, since upstream's DERP client speaks only
+// TLS (see [derpProxy]). STUN is never used: the node never sends UDP off
+// the machine to discover its address.
 func (c *Client) derpMap(in jsonDERPMap) (*tailcfg.DERPMap, error) {
 	out := &tailcfg.DERPMap{Regions: map[int]*tailcfg.DERPRegion{}, OmitDefaultRegions: true}
 	for id, r := range in.Regions {
@@ -211,18 +211,11 @@ func (c *Client) derpMap(in jsonDERPMap) (*tailcfg.DERPMap, error) {
 			if n == nil || n.STUNOnly {
 				continue
 			}
-			target, err := c.relayURL(r.EmbeddedRelay, n)
+			node, err := c.derpNode(id, r.EmbeddedRelay, n)
 			if err != nil {
 				return nil, err
 			}
-			p, err := c.proxy(target)
-			if err != nil {
-				return nil, err
-			}
-			reg.Nodes = append(reg.Nodes, &tailcfg.DERPNode{
-				Name: n.Name, RegionID: id, HostName: "127.0.0.1", IPv4: "127.0.0.1", IPv6: "none",
-				DERPPort: p.port(), STUNPort: -1, InsecureForTests: true,
-			})
+			reg.Nodes = append(reg.Nodes, node)
 		}
 		if len(reg.Nodes) > 0 {
 			out.Regions[id] = reg
@@ -232,6 +225,37 @@ func (c *Client) derpMap(in jsonDERPMap) (*tailcfg.DERPMap, error) {
 		return nil, errors.New("coder tailnet: coderd's DERP map has no relay node")
 	}
 	return out, nil
+}
+
+// derpNode is the node's entry for one of coderd's relay nodes.
+func (c *Client) derpNode(region int, embedded bool, n *jsonDERPNode) (*tailcfg.DERPNode, error) {
+	target, err := c.relayURL(embedded, n)
+	if err != nil {
+		return nil, err
+	}
+	if target.Scheme == "https" {
+		port := 0
+		if p := target.Port(); p != "" {
+			port, _ = strconv.Atoi(p) // relayURL built it from a number
+		}
+		node := &tailcfg.DERPNode{Name: n.Name, RegionID: region, HostName: target.Hostname(), DERPPort: port, STUNPort: -1}
+		if ip, err := netip.ParseAddr(target.Hostname()); err == nil {
+			if ip.Is4() {
+				node.IPv4, node.IPv6 = ip.String(), "none"
+			} else {
+				node.IPv4, node.IPv6 = "none", ip.String()
+			}
+		}
+		return node, nil
+	}
+	p, err := c.proxy(target)
+	if err != nil {
+		return nil, err
+	}
+	return &tailcfg.DERPNode{
+		Name: n.Name, RegionID: region, HostName: "127.0.0.1", IPv4: "127.0.0.1", IPv6: "none",
+		DERPPort: p.port(), STUNPort: -1, InsecureForTests: true,
+	}, nil
 }
 
 // relayURL is where a DERP node's relay is: the access URL for Coder's
@@ -266,7 +290,14 @@ func (c *Client) proxy(target *url.URL) (*derpProxy, error) {
 	if p, ok := c.proxies[target.String()]; ok {
 		return p, nil
 	}
-	p, err := startDERPProxy(target, c.cert)
+	if c.cert == nil {
+		cert, err := selfSignedCert()
+		if err != nil {
+			return nil, fmt.Errorf("coder tailnet: DERP proxy certificate: %w", err)
+		}
+		c.cert = &cert
+	}
+	p, err := startDERPProxy(target, *c.cert)
 	if err != nil {
 		return nil, err
 	}

@@ -3,20 +3,25 @@ package coder_test
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
+	"path/filepath"
 	"runtime"
 	"runtime/pprof"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/cdeload/cdeload/internal/coderpeertest"
+	"github.com/cdeload/cdeload/internal/tlsfront"
 	"github.com/cdeload/cdeload/sshtraffic"
 	"github.com/cdeload/cdeload/tailnet"
 	"github.com/cdeload/cdeload/tailnet/coder"
@@ -27,6 +32,11 @@ import (
 // node sends can leave the machine (the namespace has only lo).
 const childEnv = "CDELOAD_CODER_TAILNET_IN_NETNS"
 
+// frontKeyEnv names the key file of the TLS front's certificate, passed to
+// the namespace child with the certificate itself in SSL_CERT_FILE (read
+// once per process, so the parent sets it).
+const frontKeyEnv = "CDELOAD_CODER_TAILNET_FRONT_KEY"
+
 // TestInteropCoderTailnet starts a real coderd with real agents and runs
 // TestCoderTailnetInNamespace inside its network namespace.
 func TestInteropCoderTailnet(t *testing.T) {
@@ -36,8 +46,20 @@ func TestInteropCoderTailnet(t *testing.T) {
 	p := coderpeertest.Start(t, coderpeertest.Options{})
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
+	certPEM, keyPEM, err := tlsfront.NewCert("127.0.0.1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	certFile, keyFile := filepath.Join(dir, "front.crt"), filepath.Join(dir, "front.key")
+	if err := os.WriteFile(certFile, certPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, keyPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
 	cmd := p.Exec(ctx, os.Args[0], "-test.run=^TestCoderTailnetInNamespace$", "-test.v", "-test.count=1", "-test.timeout=4m")
-	cmd.Env = append(cmd.Env, childEnv+"=1", "CODERPEER_TEMPLATE="+p.Template)
+	cmd.Env = append(cmd.Env, childEnv+"=1", "CODERPEER_TEMPLATE="+p.Template, "SSL_CERT_FILE="+certFile, frontKeyEnv+"="+keyFile)
 	out, err := cmd.CombinedOutput()
 	t.Logf("namespace child output:\n%s", out)
 	if err != nil {
@@ -96,6 +118,42 @@ func TestCoderTailnetInNamespace(t *testing.T) {
 			})
 		}
 		wg.Wait()
+	})
+
+	// Behind TLS (as production coderd is), the node reaches the relay
+	// straight over TLS, with no loopback proxy in between.
+	t.Run("https access URL", func(t *testing.T) {
+		cert, err := tls.LoadX509KeyPair(os.Getenv("SSL_CERT_FILE"), os.Getenv(frontKeyEnv))
+		if err != nil {
+			t.Fatalf("the TLS front's certificate from the parent: %v", err)
+		}
+		u, err := url.Parse(api.url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		front, err := tlsfront.Start("127.0.0.1:0", u.Host, cert)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer front.Close()
+		tc, err := coder.New(coder.Config{URL: front.URL(), Token: api.token})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tc.Close()
+		res, path := echo(ctx, t, tc, wss[0], 2*time.Second)
+		if res.Errors != 0 || res.FramesSent == 0 || res.FramesReceived != res.FramesSent {
+			t.Errorf("echo through %s: %+v: want every frame back and no error", front.URL(), res)
+		}
+		if path != tailnet.PathDERP {
+			t.Errorf("path %q, want %q", path, tailnet.PathDERP)
+		}
+		if n := coder.NumDERPProxies(tc); n != 0 {
+			t.Errorf("%d loopback DERP proxies started for an https relay, want 0", n)
+		}
+		if lines := front.RequestLines(); !slices.ContainsFunc(lines, func(l string) bool { return strings.HasPrefix(l, "GET /derp ") }) {
+			t.Errorf("no DERP connection reached the relay through %s; request lines: %q", front.URL(), lines)
+		}
 	})
 
 	t.Run("agent stopped mid-stream", func(t *testing.T) {
