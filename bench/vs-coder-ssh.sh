@@ -9,6 +9,14 @@
 #   B  cdeload run examples/scale.js with N VUs (each creates a workspace of
 #      the same template, SSH-echoes over Coder's tailnet, deletes it)
 #
+# By default (TLS=1) both reach coderd through an https:// URL served by
+# bench/tlsfront inside the namespace (a TLS front like a production load
+# balancer; its CPU is counted for neither side), so both take the
+# production path: TLS to coderd and straight to its DERP relay. TLS=0 uses
+# the peer's plain http:// URL, where Coder's client speaks plain HTTP to the
+# relay and cdeload's node, whose upstream DERP client speaks only TLS, goes
+# through a loopback TLS proxy (an extra hop per packet).
+#
 # Both send 128 B every 100 ms for DURATION seconds per workspace; both run
 # inside the peer's network namespace (coderpeer exec), as anything joining
 # Coder's tailnet must here. CPU seconds and peak RSS come from
@@ -21,7 +29,8 @@
 #   bash bench/vs-coder-ssh.sh            # N = 5
 #   NS="5 20" bash bench/vs-coder-ssh.sh  # N > 20 runs with CODERPEER_RATE_LIMITS=off
 #
-# Knobs (environment): NS (default "5"), DURATION (seconds, default 30),
+# Knobs (environment): NS (default "5"), DURATION (seconds, default 30), TLS
+# (1 or 0, default 1),
 # CODERPEER (default ../shared/coderpeer/coderpeer), KEEP=1 keeps the work
 # directory. The machine is shared: read the ratios, not the absolute figures.
 set -euo pipefail
@@ -29,11 +38,23 @@ cd "$(dirname "$0")/.."
 
 NS="${NS:-5}"
 DURATION="${DURATION:-30}"
+TLS="${TLS:-1}"
+[[ "$TLS" == 0 || "$TLS" == 1 ]] || { echo "TLS=$TLS: want 1 (https front) or 0 (plain http)" >&2; exit 2; }
 WORK_PREFIX=cdeload-vs-coder-ssh
 source bench/lib/vs-coder-common.sh
 
 echo "building cdeload..." >&2
 go build -o "$WORK/cdeload" ./cmd/cdeload
+go build -o "$WORK/tlsfront" ./bench/tlsfront
+
+FRONT_PID=""
+front_down() {
+  [[ -n "$FRONT_PID" ]] || return 0
+  kill "$FRONT_PID" 2>/dev/null || true
+  wait "$FRONT_PID" 2>/dev/null || true
+  FRONT_PID=""
+}
+on_exit() { front_down; }
 
 inns() { CODERPEER_DIR="$PEER_DIR" "$CODERPEER" exec "$@"; }
 
@@ -47,11 +68,19 @@ for N in $NS; do
   PEER_DIR="$CODERPEER_DIR"
   C="$CODERPEER_CODER"
   T="$CODERPEER_TEMPLATE"
+  via=()
+  if [[ "$TLS" == 1 ]]; then
+    inns "$WORK/tlsfront" -target "${CODER_URL#http://}" -cert "$WORK/front.crt" > "$WORK/front-$N.url" 2> "$WORK/front-$N.err" &
+    FRONT_PID=$!
+    for _ in $(seq 100); do [[ -s "$WORK/front-$N.url" ]] && break; sleep 0.1; done
+    [[ -s "$WORK/front-$N.url" ]] || { cat "$WORK/front-$N.err" >&2; exit 1; }
+    via=(env "CODER_URL=$(cat "$WORK/front-$N.url")" "SSL_CERT_FILE=$WORK/front.crt")
+  fi
 
   echo "== N=$N: A: create-workspaces, workspace-traffic --ssh ${DURATION}s..." >&2
   "$C" exp scaletest create-workspaces --count "$N" --concurrency "$N" --template "$T" \
     --parameter cpu=2 --parameter memory=2 --parameter home_disk_size=1 --no-cleanup > "$WORK/a-create-$N.out" 2>&1
-  inns /usr/bin/time -v -o "$WORK/a-$N.time" "$C" exp scaletest workspace-traffic --ssh --template "$T" \
+  inns "${via[@]}" /usr/bin/time -v -o "$WORK/a-$N.time" "$C" exp scaletest workspace-traffic --ssh --template "$T" \
     --concurrency 0 --timeout "${DURATION}s" --bytes-per-tick 128 --tick-interval 100ms \
     --scaletest-prometheus-address 127.0.0.1:0 --scaletest-prometheus-wait 0s \
     --output "json:$WORK/a-$N.json" > "$WORK/a-$N.out" 2>&1 || echo "workspace-traffic failed (see $WORK/a-$N.out)" >&2
@@ -59,12 +88,13 @@ for N in $NS; do
   "$C" exp scaletest cleanup --cleanup-concurrency "$N" > "$WORK/a-cleanup-$N.out" 2>&1 || echo "cleanup failed" >&2
 
   echo "== N=$N: B: cdeload run examples/scale.js (SSH over Coder's tailnet)..." >&2
-  inns /usr/bin/time -v -o "$WORK/b-$N.time" "$WORK/cdeload" run -e "WORKSPACES=$N" -e "TRAFFIC_DURATION=${DURATION}s" \
+  inns "${via[@]}" /usr/bin/time -v -o "$WORK/b-$N.time" "$WORK/cdeload" run -e "WORKSPACES=$N" -e "TRAFFIC_DURATION=${DURATION}s" \
     -e "TEMPLATE=$T" -e TRANSPORT=ssh examples/scale.js > "$WORK/b-$N.out" 2>&1 || echo "cdeload run failed (see $WORK/b-$N.out)" >&2
   b_missed=$(sed -n 's/^ *traffic_ticks_missed\.*: \([0-9]*\).*/\1/p' "$WORK/b-$N.out")
   b_errs=$(sed -n 's/^ *traffic_errors\.*: \([0-9]*\).*/\1/p' "$WORK/b-$N.out")
   b_rtt=$(sed -n 's/^ *{ transport:ssh }\.*: \(.*\)/\1/p' "$WORK/b-$N.out" | awk '{print $3, $6}')
   b_res="errors ${b_errs:-n/a}, missed ticks ${b_missed:-n/a}, rtt ${b_rtt:-n/a}"
+  front_down
   peer_down
 
   for side in a b; do
@@ -77,4 +107,5 @@ for N in $NS; do
   ac=$(cpu a-$N); bc_=$(cpu b-$N); ar=$(rss a-$N); br=$(rss b-$N)
   printf '     ratio cdeload/coder: CPU %.2f×, peak RSS %.2f×\n' "$(echo "$bc_ / $ac" | bc -l)" "$(echo "$br / $ar" | bc -l)" >> "$WORK/table"
 done
+echo "coderd reached over: $([[ $TLS == 1 ]] && echo "https (bench/tlsfront)" || echo "plain http")"
 cat "$WORK/table"
