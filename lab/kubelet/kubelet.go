@@ -83,6 +83,9 @@ type Kubelet struct {
 	mu      sync.Mutex
 	rnd     *rand.Rand
 	running map[string]*podRun // by pod UID
+	// received is when the watch first delivered each pod (by UID), stamped
+	// as the reflector queues it: the reference of the schedule delay.
+	received map[string]time.Time
 }
 
 type podRun struct {
@@ -97,7 +100,8 @@ type podRun struct {
 // Timeline is when the kubelet saw a pod and when its writes for it were
 // acknowledged by the API server (zero for steps not reached).
 type Timeline struct {
-	// Seen is when the kubelet's watch delivered the new pod.
+	// Seen is when the kubelet's watch delivered the new pod (as the
+	// informer received it, before its own queueing).
 	Seen time.Time
 	// Bound is when the binding (PodScheduled=True) was acknowledged.
 	Bound time.Time
@@ -147,12 +151,15 @@ func Start(ctx context.Context, cfg Config) (*Kubelet, error) {
 	if err := registerNode(ctx, cfg.Client, cfg.Node); err != nil {
 		return nil, err
 	}
-	k := &Kubelet{cfg: cfg, rnd: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)), running: map[string]*podRun{}, infDone: make(chan struct{})}
+	k := &Kubelet{cfg: cfg, rnd: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)), running: map[string]*podRun{}, received: map[string]time.Time{}, infDone: make(chan struct{})}
 	k.ctx, k.cancel = context.WithCancel(context.Background())
 	lw := cache.NewFilteredListWatchFromClient(cfg.Client.RESTClient(), "pods", cfg.Namespace, func(o *metav1.ListOptions) {
 		o.LabelSelector = cfg.Selector
 	})
 	k.informer = cache.NewSharedIndexInformer(lw, &corev1.Pod{}, 0, cache.Indexers{})
+	if err := k.informer.SetTransform(k.stampReceived); err != nil {
+		return nil, fmt.Errorf("lab kubelet: %w", err)
+	}
 	if _, err := k.informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(obj any) { k.onPod(obj) },
 		UpdateFunc: func(_, obj any) { k.onPod(obj) },
@@ -265,6 +272,22 @@ func (k *Kubelet) heartbeat() {
 	}
 }
 
+// stampReceived notes when the watch first delivered a pod. The informer
+// calls it as the reflector queues each object, so the time excludes the
+// informer's queueing and the handlers' turn: the schedule delay then
+// runs from the pod's creation as closely as a watch can tell.
+func (k *Kubelet) stampReceived(obj any) (any, error) {
+	if p, ok := obj.(*corev1.Pod); ok {
+		now := time.Now()
+		k.mu.Lock()
+		if _, ok := k.received[string(p.UID)]; !ok {
+			k.received[string(p.UID)] = now
+		}
+		k.mu.Unlock()
+	}
+	return obj, nil
+}
+
 // onPod starts a new unbound pod's walk, and finishes the deletion of a
 // pod bound to this node (as a kubelet does after its containers stop).
 func (k *Kubelet) onPod(obj any) {
@@ -295,8 +318,12 @@ func (k *Kubelet) onPod(obj any) {
 	if r != nil || p.Spec.NodeName != "" || condition(p, corev1.PodScheduled) != nil {
 		return // already ours, or another scheduler's / kubelet's
 	}
+	seen, ok := k.received[uid]
+	if !ok {
+		seen = time.Now()
+	}
 	ctx, cancel := context.WithCancel(k.ctx)
-	r = &podRun{cancel: cancel, pod: p, times: Timeline{Seen: time.Now()}}
+	r = &podRun{cancel: cancel, pod: p, times: Timeline{Seen: seen}}
 	k.running[uid] = r
 	fault := k.pickFault()
 	k.wg.Add(1)
@@ -308,6 +335,7 @@ func (k *Kubelet) forget(p *corev1.Pod) {
 	k.mu.Lock()
 	r := k.running[string(p.UID)]
 	delete(k.running, string(p.UID))
+	delete(k.received, string(p.UID))
 	stop := r != nil && r.started && !r.stopped
 	if r != nil {
 		r.stopped = true
@@ -400,6 +428,11 @@ func (k *Kubelet) walk(ctx context.Context, r *podRun, p *corev1.Pod, f fault, s
 	}
 	bound := time.Now()
 	k.mark(r, func(t *Timeline) { t.Bound = bound })
+	// The binding changed the pod: the next status write is unconditional
+	// (this kubelet is the only writer of its pods' status) rather than a
+	// conflict, a get and a retry that would delay the walk.
+	p = p.DeepCopy()
+	p.ResourceVersion = ""
 	name := "workload"
 	if len(p.Spec.Containers) > 0 {
 		name = p.Spec.Containers[0].Name
