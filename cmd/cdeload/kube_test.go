@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -84,6 +85,36 @@ func waitPods(t *testing.T, env *kubetest.Env, n int) {
 	}
 }
 
+// failedReasons counts the workspace_failed failures (value 1) of a
+// --out json file by their reason tag.
+func failedReasons(t *testing.T, path string) map[string]int {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := map[string]int{}
+	for _, line := range strings.Split(string(b), "\n") {
+		var p struct {
+			Type, Metric string
+			Data         struct {
+				Value float64
+				Tags  map[string]string
+			}
+		}
+		if line == "" {
+			continue
+		}
+		if err := json.Unmarshal([]byte(line), &p); err != nil {
+			t.Fatalf("--out json line %q: %v", line, err)
+		}
+		if p.Type == "Point" && p.Metric == "workspace_failed" && p.Data.Value == 1 {
+			n[p.Data.Tags["reason"]]++
+		}
+	}
+	return n
+}
+
 // namespaceContents lists, through the API, the pods and Deployments left
 // in env's namespace.
 func namespaceContents(t *testing.T, env *kubetest.Env) (pods []corev1.Pod, deployments int) {
@@ -105,11 +136,13 @@ func namespaceContents(t *testing.T, env *kubetest.Env) (pods []corev1.Pod, depl
 	return list.Items, len(deps.Items)
 }
 
-// examples/k8s.js against `cdeload lab --kubernetes` on the real API
-// server, through the binary: a SIGINT while workspaces are starting and
-// others are ready (echoing over SSH) exits 105 and leaves no pod in the
-// namespace, also when the script itself deletes nothing; a whole run
-// exports the phase metrics to the real Prometheus.
+// The examples against `cdeload lab --kubernetes` on the real API server,
+// through the binary: a SIGINT while workspaces are starting and others are
+// ready (echoing over SSH) exits 105 and leaves no pod in the namespace,
+// also when the script itself deletes nothing; scale.js in Kubernetes mode
+// runs green with the phase metrics; the kubelet's faults fail workspaces
+// with their reason; a run exports the phase metrics to the real
+// Prometheus.
 func TestKubernetesLabThroughTheBinary(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary and runs labs")
@@ -146,6 +179,57 @@ func TestKubernetesLabThroughTheBinary(t *testing.T) {
 			}
 		})
 	}
+
+	t.Run("scale.js in Kubernetes mode", func(t *testing.T) {
+		env := kubetest.New(t)
+		vars := startKubeLab(t, bin, env, "--pod-schedule-delay", "200ms", "--pod-pull-delay", "200ms")
+		r := runBin(t, bin, vars, 3*time.Minute, "run", "-e", "WORKSPACES=3", "-e", "TRAFFIC_DURATION=1s",
+			filepath.Join("..", "..", "examples", "scale.js"))
+		if r.code != 0 {
+			t.Fatalf("examples/scale.js on Kubernetes: %s", r)
+		}
+		for _, m := range []string{"workspace_pod_schedule_duration", "workspace_pod_start_duration", "workspace_failed"} {
+			if !strings.Contains(r.stdout, m+".") {
+				t.Errorf("summary without %s:\n%s", m, r.stdout)
+			}
+		}
+		if pods, deps := namespaceContents(t, env); len(pods) != 0 || deps != 0 {
+			t.Errorf("left after the run: %d pods, %d deployments", len(pods), deps)
+		}
+	})
+
+	t.Run("kubelet faults fail workspaces with their reason", func(t *testing.T) {
+		env := kubetest.New(t)
+		vars := startKubeLab(t, bin, env, "--pod-schedule-delay", "100ms",
+			"--pod-unschedulable-rate", "0.2", "--pod-image-pull-backoff-rate", "0.1", "--pod-seed", "4") // 2 and 1 of 10
+		out := filepath.Join(t.TempDir(), "out.json")
+		r := runBin(t, bin, vars, 3*time.Minute, "run", "-q", "-e", "WORKSPACES=10", "-e", "TRAFFIC_DURATION=1s",
+			"-e", "READY_TIMEOUT=8s", "--out", "json="+out, k8sExample)
+		if r.code != 0 {
+			t.Fatalf("examples/k8s.js with faults: %s", r)
+		}
+		reasons := failedReasons(t, out)
+		logged := map[string]int{}
+		for _, line := range strings.Split(r.stderr, "\n") {
+			for _, reason := range []string{"Unschedulable", "ImagePullBackOff"} {
+				if strings.Contains(line, "level=error") && strings.Contains(line, "pod scaletest-") && strings.Contains(line, ": "+reason+": ") {
+					logged[reason]++
+				}
+			}
+		}
+		t.Logf("workspace_failed by reason %v; errors logged %v", reasons, logged)
+		if reasons["Unschedulable"] != 2 || reasons["ImagePullBackOff"] != 1 || len(reasons) != 2 {
+			t.Errorf("workspace_failed by reason %v: want the kubelet's faults, 2 Unschedulable and 1 ImagePullBackOff", reasons)
+		}
+		for reason, n := range reasons {
+			if logged[reason] != n {
+				t.Errorf("%d workspaces failed with %s, but %d errors name a pod and that reason:\n%s", n, reason, logged[reason], r.stderr)
+			}
+		}
+		if pods, deps := namespaceContents(t, env); len(pods) != 0 || deps != 0 {
+			t.Errorf("left after the run: %d pods, %d deployments", len(pods), deps)
+		}
+	})
 
 	t.Run("phase metrics reach Prometheus", func(t *testing.T) {
 		env := kubetest.New(t)
