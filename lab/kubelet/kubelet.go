@@ -89,12 +89,16 @@ type Kubelet struct {
 }
 
 type podRun struct {
-	cancel  context.CancelFunc
-	pod     *corev1.Pod
-	times   Timeline
-	started bool // the workload was started (Stop is due)
-	stopped bool
-	gone    bool // delete with grace 0 was sent
+	cancel context.CancelFunc
+	pod    *corev1.Pod
+	times  Timeline
+	// boundSeen is when the watch delivered the pod bound to this node;
+	// bound is closed then (nil for a pod this kubelet does not walk).
+	boundSeen time.Time
+	bound     chan struct{}
+	started   bool // the workload was started (Stop is due)
+	stopped   bool
+	gone      bool // delete with grace 0 was sent
 }
 
 // Timeline is when the kubelet saw a pod and when its writes for it were
@@ -103,7 +107,9 @@ type Timeline struct {
 	// Seen is when the kubelet's watch delivered the new pod (as the
 	// informer received it, before its own queueing).
 	Seen time.Time
-	// Bound is when the binding (PodScheduled=True) was acknowledged.
+	// Bound is when the kubelet's watch delivered the binding
+	// (PodScheduled=True), or when the API server acknowledged it if the
+	// watch did not deliver it within boundSeenWait.
 	Bound time.Time
 	// Ready is when the status with ContainersReady=True was acknowledged.
 	Ready time.Time
@@ -276,16 +282,43 @@ func (k *Kubelet) heartbeat() {
 // calls it as the reflector queues each object, so the time excludes the
 // informer's queueing and the handlers' turn: the schedule delay then
 // runs from the pod's creation as closely as a watch can tell.
+// The binding's delivery is noted the same way: the start delays run from
+// it, as an observer's watch sees the pod scheduled.
 func (k *Kubelet) stampReceived(obj any) (any, error) {
 	if p, ok := obj.(*corev1.Pod); ok {
 		now := time.Now()
+		uid := string(p.UID)
 		k.mu.Lock()
-		if _, ok := k.received[string(p.UID)]; !ok {
-			k.received[string(p.UID)] = now
+		if _, ok := k.received[uid]; !ok {
+			k.received[uid] = now
+		}
+		if r := k.running[uid]; r != nil && r.bound != nil && r.boundSeen.IsZero() && p.Spec.NodeName == k.cfg.Node {
+			r.boundSeen = now
+			close(r.bound)
 		}
 		k.mu.Unlock()
 	}
 	return obj, nil
+}
+
+// boundSeenWait bounds the wait for the kubelet's watch to deliver a
+// binding the API server acknowledged.
+const boundSeenWait = 5 * time.Second
+
+// boundAt returns when the watch delivered r's binding, or acked when it
+// does not within boundSeenWait (or ctx ends).
+func (k *Kubelet) boundAt(ctx context.Context, r *podRun, acked time.Time) time.Time {
+	t := time.NewTimer(boundSeenWait)
+	defer t.Stop()
+	select {
+	case <-r.bound:
+		k.mu.Lock()
+		defer k.mu.Unlock()
+		return r.boundSeen
+	case <-ctx.Done():
+	case <-t.C:
+	}
+	return acked
 }
 
 // onPod starts a new unbound pod's walk, and finishes the deletion of a
@@ -323,7 +356,7 @@ func (k *Kubelet) onPod(obj any) {
 		seen = time.Now()
 	}
 	ctx, cancel := context.WithCancel(k.ctx)
-	r = &podRun{cancel: cancel, pod: p, times: Timeline{Seen: seen}}
+	r = &podRun{cancel: cancel, pod: p, times: Timeline{Seen: seen}, bound: make(chan struct{})}
 	k.running[uid] = r
 	fault := k.pickFault()
 	k.wg.Add(1)
@@ -426,7 +459,7 @@ func (k *Kubelet) walk(ctx context.Context, r *podRun, p *corev1.Pod, f fault, s
 	if err := pods.Bind(ctx, b, metav1.CreateOptions{}); err != nil {
 		return // deleted meanwhile, or bound by someone else
 	}
-	bound := time.Now()
+	bound := k.boundAt(ctx, r, time.Now())
 	k.mark(r, func(t *Timeline) { t.Bound = bound })
 	// The binding changed the pod: the next status write is unconditional
 	// (this kubelet is the only writer of its pods' status) rather than a
