@@ -198,6 +198,18 @@ func TestKubernetesLabThroughTheBinary(t *testing.T) {
 		}
 	})
 
+	t.Run("k8s.js with its pods on the tailnet", func(t *testing.T) {
+		env := kubetest.New(t)
+		vars := startKubeLab(t, bin, env, "--pod-schedule-delay", "100ms")
+		r := runBin(t, bin, vars, 3*time.Minute, "run", "-e", "WORKSPACES=2", "-e", "TRAFFIC_DURATION=1s", "-e", "TAILNET=1", k8sExample)
+		if r.code != 0 || !strings.Contains(r.stdout, "✓ every frame came back") || strings.Contains(r.stderr, "level=error") {
+			t.Fatalf("examples/k8s.js with TAILNET=1: %s", r)
+		}
+		if pods, deps := namespaceContents(t, env); len(pods) != 0 || deps != 0 {
+			t.Errorf("left after the run: %d pods, %d deployments", len(pods), deps)
+		}
+	})
+
 	t.Run("kubelet faults fail workspaces with their reason", func(t *testing.T) {
 		env := kubetest.New(t)
 		vars := startKubeLab(t, bin, env, "--pod-schedule-delay", "100ms",
