@@ -101,8 +101,9 @@ type podRun struct {
 	gone      bool // delete with grace 0 was sent
 }
 
-// Timeline is when the kubelet saw a pod and when its writes for it were
-// acknowledged by the API server (zero for steps not reached).
+// Timeline is when the kubelet's watch delivered a pod and its binding,
+// and when the API server acknowledged its ready status (zero for steps
+// not reached). The delays run from the first two.
 type Timeline struct {
 	// Seen is when the kubelet's watch delivered the new pod (as the
 	// informer received it, before its own queueing).
