@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -22,14 +23,37 @@ import (
 // k8sExample is examples/k8s.js, run from this package's directory.
 var k8sExample = filepath.Join("..", "..", "examples", "k8s.js")
 
-// buildBin builds the cdeload binary into a temporary directory.
+// built is the cdeload binary, built once per test process by buildBin
+// into binDir (removed by TestMain).
+var (
+	buildOnce sync.Once
+	binDir    string
+	binErr    error
+)
+
+// buildBin returns the cdeload binary, building it on first use.
 func buildBin(t *testing.T) string {
 	t.Helper()
-	bin := filepath.Join(t.TempDir(), "cdeload")
-	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
+	buildOnce.Do(func() {
+		if binDir, binErr = os.MkdirTemp("", "cdeload-bin-"); binErr != nil {
+			return
+		}
+		if out, err := exec.Command("go", "build", "-o", filepath.Join(binDir, "cdeload"), ".").CombinedOutput(); err != nil {
+			binErr = fmt.Errorf("go build: %w\n%s", err, out)
+		}
+	})
+	if binErr != nil {
+		t.Fatal(binErr)
 	}
-	return bin
+	return filepath.Join(binDir, "cdeload")
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binDir != "" {
+		_ = os.RemoveAll(binDir)
+	}
+	os.Exit(code)
 }
 
 // startKubeLab runs `cdeload lab --kubernetes` on env's namespace with
