@@ -406,6 +406,19 @@ export interface KubernetesOptions extends Omit<KubernetesClusterOptions, 'selec
    * namespace cannot own them); otherwise none. Given, it replaces the default.
    */
   ownerReferences?: Array<{ apiVersion: string; kind: string; name: string; uid: string; controller?: boolean; blockOwnerDeletion?: boolean }>;
+  /**
+   * The tailnet the pods join: `address` is then the pod's tailnet address.
+   * Once the pod is ready, `createWorkspace` waits (within its `timeout`)
+   * until a peer with the pod's name as host name is on this tailnet; use
+   * `ssh.connect({ tailnet, host: ws.address })`. A pod joins by running
+   * tailscale itself (e.g. a `tailscale/tailscale` sidecar with `TS_AUTHKEY`
+   * from a Secret and `TS_USERSPACE=true`), keeping its default host name,
+   * the pod name (or `TS_HOSTNAME` from the downward API's `metadata.name`),
+   * with its SSH server listening on the tailnet address. The lab kubelet
+   * joins a pod with a `TS_AUTHKEY` container to the lab's tailnet. A pod
+   * that is not a peer in time fails with "did not join the tailnet".
+   */
+  tailnet?: Tailnet;
 }
 
 /** A plain Kubernetes workspace (a Pod) that is ready. */
@@ -415,14 +428,13 @@ export interface KubernetesWorkspace {
   /** The pod's UID. */
   readonly id: string;
   /**
-   * The pod IP (with `cdeload lab --kubernetes`: the workspace's tailnet address).
-   * There is no `tailnet` option to use a pod's tailnet address instead: the
-   * Pod object does not carry it, and `Tailnet` has no lookup of a peer by
-   * hostname to learn it (not done yet). Outside the lab, a script that runs
-   * pods joining a tailnet must learn their tailnet addresses itself, or reach
-   * the pod IPs from the runner.
+   * The pod IP, or with the `tailnet` option the pod's tailnet address (with
+   * `cdeload lab --kubernetes`, a pod without a tailscale container has its
+   * lab workspace's tailnet address as pod IP).
    */
   readonly address: string;
+  /** The pod IP (`status.podIP`). */
+  readonly podIP: string;
   readonly sshUser: string;
   readonly timings: { readyMs: number; podScheduleMs: number; podStartMs: number };
   /** Deletes the pod (foreground propagation) and waits until it is gone; emits `workspace_delete_duration`. */

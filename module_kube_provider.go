@@ -13,6 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/cdeload/cdeload/tailnet"
 	"github.com/cdeload/cdeload/workspace"
 	"github.com/cdeload/cdeload/workspace/kube"
 )
@@ -29,6 +30,7 @@ type kubeProviderObj struct {
 	labURL   string // CDELOAD_LAB_URL when the object was made
 	labToken string // its token (see instance.labToken)
 	obs      *coderObserver
+	net      *tailnetObj // the tailnet option: the pods' addresses are on it
 
 	mu   sync.Mutex
 	prov *kube.Provider
@@ -61,6 +63,14 @@ func (mi *instance) newKubernetes(call sobek.ConstructorCall) *sobek.Object {
 	}
 	f["sshUser"] = func(v sobek.Value) (err error) { k.ssh.user, err = asNonEmpty(v); return err }
 	f["sshKey"] = func(v sobek.Value) (err error) { k.ssh.key, err = asPrivateKey(v); return err }
+	f["tailnet"] = func(v sobek.Value) error {
+		t, ok := mi.unwrap(v).(*tailnetObj)
+		if !ok {
+			return errors.New("want a Tailnet made with new Tailnet(...) by this VU")
+		}
+		k.net = t
+		return nil
+	}
 	ownersSet := false
 	f["ownerReferences"] = func(v sobek.Value) (err error) {
 		k.owners, err = parseOwnerReferences(v.Export())
@@ -101,13 +111,36 @@ func (k *kubeProviderObj) provider(ctx context.Context) (*kube.Provider, *shared
 	if err != nil {
 		return nil, nil, err
 	}
-	p, err := kube.NewProvider(kube.ProviderConfig{Client: sw.core, Pods: sw.w, Namer: sw.namer, Template: k.template, OwnerReferences: k.owners, Observer: k.obs})
+	cfg := kube.ProviderConfig{Client: sw.core, Pods: sw.w, Namer: sw.namer, Template: k.template, OwnerReferences: k.owners, Observer: k.obs}
+	if k.net != nil {
+		cfg.Address = k.tailnetAddress
+	}
+	p, err := kube.NewProvider(cfg)
 	if err != nil {
 		return nil, nil, err
 	}
 	sw.useProvider(p)
 	k.prov, k.sw = p, sw
 	return p, sw, nil
+}
+
+// tailnetAddress waits, bounded by ctx (the ready wait's), until the ready
+// pod is a peer of the tailnet option's tailnet under its name, and
+// returns its tailnet address.
+func (k *kubeProviderObj) tailnetAddress(ctx context.Context, pod kube.PodPhases) (string, error) {
+	r, err := k.net.up(ctx)
+	if err != nil {
+		return "", fmt.Errorf("join the tailnet: %w", err)
+	}
+	ip, err := r.node.WaitPeer(ctx, pod.Name)
+	if err != nil {
+		if errors.Is(err, tailnet.ErrNotPeer) && ctx.Err() != nil {
+			return "", fmt.Errorf("ready, but did not join the tailnet (as host %s) within the timeout: "+
+				"a pod joins by running tailscale with its pod name as host name (see the README's Kubernetes section): %w", pod.Name, err)
+		}
+		return "", fmt.Errorf("tailnet address: %w", err)
+	}
+	return ip.String(), nil
 }
 
 func (k *kubeProviderObj) jsCreate(call sobek.FunctionCall) sobek.Value {
@@ -131,6 +164,13 @@ func (k *kubeProviderObj) jsCreate(call sobek.FunctionCall) sobek.Value {
 		defer end()
 		ctx, cancel := context.WithTimeout(ctx, timeout)
 		defer cancel()
+		if k.net != nil {
+			// Join before the pod exists: the node then learns of the pod's
+			// peer as it joins, and tailnet_up_duration is this call's.
+			if _, err := k.net.upAndReport(ctx, e); err != nil {
+				return nil, fmt.Errorf("join the tailnet of the workspaces: %w", err)
+			}
+		}
 		ws, err := p.Create(ctx, req)
 		if err != nil {
 			return nil, err
@@ -192,6 +232,7 @@ func (w *kubeWorkspace) object() *sobek.Object {
 	set(o, "name", w.ws.Name)
 	set(o, "id", w.ws.ID)
 	set(o, "address", w.ws.Address)
+	set(o, "podIP", w.phases.IP)
 	set(o, "sshUser", w.k.ssh.user)
 	t := w.k.mi.vu.Runtime().NewObject()
 	set(t, "readyMs", ms(w.ws.Timings.Ready))

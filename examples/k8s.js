@@ -11,9 +11,16 @@
 // CDELOAD_K8S_NAMESPACE, and POD_TEMPLATE to a Pod whose container runs an
 // SSH server reachable from the load generator.
 //
+// With TAILNET=1 each pod runs tailscale beside its workspace container (a
+// tailscale/tailscale sidecar with TS_AUTHKEY from the Secret
+// tailscale-auth, as a real pod joins a tailnet; the lab joins it to its own
+// tailnet) and is reached at its tailnet address over the script's Tailnet
+// (TS_CONTROL_URL/TS_AUTHKEY, or the lab's), not at its pod IP.
+//
 // Knobs: WORKSPACES (VUs, one workspace each; default 5), TRAFFIC_DURATION
 // (default 10s), READY_TIMEOUT (default 2m), POD_TEMPLATE (a file with a Pod
-// as YAML or JSON; default the image below).
+// as YAML or JSON; default the image below), TAILNET (1: the pods join a
+// tailnet).
 import { check } from 'k6';
 import cde from 'k6/x/cdeload';
 
@@ -32,9 +39,37 @@ export const options = {
   },
 };
 
+const IMAGE = 'codercom/enterprise-base:ubuntu';
+const TAILNET = __ENV.TAILNET === '1' ? new cde.Tailnet() : undefined;
+
+// A pod that joins the tailnet itself, under its pod name (tailscale's
+// default host name).
+const TAILNET_POD = {
+  spec: {
+    containers: [
+      { name: 'dev', image: IMAGE },
+      {
+        name: 'tailscale',
+        image: 'tailscale/tailscale:stable',
+        env: [
+          { name: 'TS_AUTHKEY', valueFrom: { secretKeyRef: { name: 'tailscale-auth', key: 'authkey' } } },
+          { name: 'TS_USERSPACE', value: 'true' },
+        ],
+      },
+    ],
+  },
+};
+
+function podSpec() {
+  const net = TAILNET ? { tailnet: TAILNET } : {};
+  if (__ENV.POD_TEMPLATE) return { podTemplate: open(__ENV.POD_TEMPLATE), ...net };
+  if (TAILNET) return { podTemplate: TAILNET_POD, ...net };
+  return { image: IMAGE };
+}
+
 const k8s = new cde.Kubernetes({
   namespace: __ENV.CDELOAD_K8S_NAMESPACE || 'cdeload-lab',
-  ...(__ENV.POD_TEMPLATE ? { podTemplate: open(__ENV.POD_TEMPLATE) } : { image: 'codercom/enterprise-base:ubuntu' }),
+  ...podSpec(),
 });
 
 export default async function () {
@@ -46,7 +81,7 @@ export default async function () {
     return;
   }
   try {
-    const session = await cde.ssh.connect({ host: ws.address });
+    const session = await cde.ssh.connect({ host: ws.address, ...(TAILNET ? { tailnet: TAILNET } : {}) });
     try {
       const r = await session.echo(ECHO);
       check(r, { 'every frame came back': (x) => x.framesSent > 0 && x.framesReceived === x.framesSent });

@@ -24,7 +24,11 @@ import (
 // builds create workspace Deployments (labelled as Coder's Kubernetes
 // template labels them), and a pod labelled kube.LabelWorkspace (the
 // cde.Kubernetes provider's pods) runs as a lab workspace (tailnet node and
-// SSH server) of that name whose tailnet address is the pod IP.
+// SSH server) of that name whose tailnet address is the pod IP. A pod that
+// joins a tailnet itself, as a real pod does by running tailscale (a
+// container with TS_AUTHKEY in its environment, see tailnetSidecar), joins
+// the lab's tailnet under its own host name and keeps its node's IP as pod
+// IP: it is reached at its tailnet address only.
 type KubernetesConfig struct {
 	// REST reaches the API server (required).
 	REST *rest.Config
@@ -119,11 +123,62 @@ func (w labWorkloads) Start(ctx context.Context, pod *corev1.Pod) (string, error
 	if name == "" {
 		return "", nil // a Coder workspace pod: the Coder backend starts its machine
 	}
-	ws, err := w.m.Start(ctx, workspaces.WorkspaceSpec{Name: name})
+	spec := workspaces.WorkspaceSpec{Name: name}
+	hostname, joins := tailnetSidecar(pod)
+	if joins {
+		spec.Hostname = hostname
+	}
+	ws, err := w.m.Start(ctx, spec)
 	if err != nil {
 		return "", fmt.Errorf("lab workspace %s for pod %s: %w", name, pod.Name, err)
 	}
+	if joins {
+		return "", nil // on the tailnet by itself: the pod IP is its node's
+	}
 	return ws.Addr().String(), nil
+}
+
+// Environment variables of tailscale's container image that tell the lab
+// a pod joins a tailnet itself, and under which host name.
+const (
+	envTSAuthKey  = "TS_AUTHKEY"
+	envTSHostname = "TS_HOSTNAME"
+)
+
+// tailnetSidecar reports whether the pod runs tailscale, as a real pod
+// joins a tailnet: one of its containers (a sidecar, or a native sidecar
+// init container) has TS_AUTHKEY in its environment (the lab joins with
+// its own key, whatever the value). The host name is TS_HOSTNAME (a value,
+// or the downward API's metadata.name), else the pod's host name
+// (spec.hostname, else the pod name), which tailscale uses by default.
+func tailnetSidecar(pod *corev1.Pod) (hostname string, ok bool) {
+	hostname = pod.Name
+	if pod.Spec.Hostname != "" {
+		hostname = pod.Spec.Hostname
+	}
+	for _, c := range append(append([]corev1.Container{}, pod.Spec.InitContainers...), pod.Spec.Containers...) {
+		joins, host := false, ""
+		for _, e := range c.Env {
+			switch e.Name {
+			case envTSAuthKey:
+				joins = true
+			case envTSHostname:
+				switch {
+				case e.Value != "":
+					host = e.Value
+				case e.ValueFrom != nil && e.ValueFrom.FieldRef != nil && e.ValueFrom.FieldRef.FieldPath == "metadata.name":
+					host = pod.Name
+				}
+			}
+		}
+		if joins {
+			if host != "" {
+				hostname = host
+			}
+			return hostname, true
+		}
+	}
+	return "", false
 }
 
 func (w labWorkloads) Stop(pod *corev1.Pod) {

@@ -37,13 +37,8 @@ func TestFaultsThroughTheBinary(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the binary and runs labs")
 	}
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "cdeload")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	script := filepath.Join(dir, "hold.js")
+	bin := buildBin(t)
+	script := filepath.Join(t.TempDir(), "hold.js")
 	if err := os.WriteFile(script, []byte(holdScript), 0o644); err != nil {
 		t.Fatal(err)
 	}

@@ -19,6 +19,8 @@ import (
 	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
+
+	"github.com/cdeload/cdeload/workspace/kube"
 )
 
 // EnvKubeconfig names the kubeconfig of the test API server. It is not
@@ -89,6 +91,7 @@ func load(t testing.TB, path, context string) *rest.Config {
 		t.Fatalf("kubetest: kubeconfig %s, context %s: %v", path, context, err)
 	}
 	rc.QPS, rc.Burst = 500, 1000
+	kube.UseProtobuf(rc) // as cdeload's own clients
 	return rc
 }
 

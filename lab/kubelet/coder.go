@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/watch"
 	appsv1client "k8s.io/client-go/kubernetes/typed/apps/v1"
 
 	"github.com/cdeload/cdeload/lab/codersim"
@@ -116,7 +117,47 @@ func (b *CoderBackend) StopWorkspace(ctx context.Context, spec codersim.Workspac
 	if err := b.cfg.Pods.WaitGone(ctx, kube.ByLabel(kube.LabelWorkspaceID, spec.WorkspaceID)); err != nil {
 		return errors.Join(innerErr, fmt.Errorf("workspace pod of %s/%s still there: %w", spec.Owner, spec.Name, err))
 	}
+	// The foreground deletion removes the Deployment itself only after its
+	// pods: the build ends when it is gone, as Coder's Terraform provider
+	// waits for it, so that nothing is left once the workspace is deleted.
+	if err := b.waitDeploymentGone(ctx, ns, DeploymentName(spec.WorkspaceID)); err != nil {
+		return errors.Join(innerErr, fmt.Errorf("workspace Deployment of %s/%s still there: %w", spec.Owner, spec.Name, err))
+	}
 	return innerErr
+}
+
+// waitDeploymentGone waits, bounded by ctx, until the Deployment name is
+// deleted: a get, then a watch of that Deployment from the version read
+// (re-read if the server ends the watch).
+func (b *CoderBackend) waitDeploymentGone(ctx context.Context, ns, name string) error {
+	deps := b.cfg.Apps.Deployments(ns)
+	for {
+		d, err := deps.Get(ctx, name, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		if err != nil {
+			return kube.Forbidden(err, "get", "deployments", ns)
+		}
+		w, err := deps.Watch(ctx, metav1.ListOptions{FieldSelector: "metadata.name=" + name, ResourceVersion: d.ResourceVersion})
+		if err != nil {
+			return kube.Forbidden(err, "watch", "deployments", ns)
+		}
+		deleted := false
+		for ev := range w.ResultChan() {
+			if ev.Type == watch.Deleted {
+				deleted = true
+				break
+			}
+		}
+		w.Stop()
+		if deleted {
+			return nil
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+	}
 }
 
 // AgentConnected implements codersim.AgentEvents for an inner backend that does.

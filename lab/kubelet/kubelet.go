@@ -83,23 +83,34 @@ type Kubelet struct {
 	mu      sync.Mutex
 	rnd     *rand.Rand
 	running map[string]*podRun // by pod UID
+	// received is when the watch first delivered each pod (by UID), stamped
+	// as the reflector queues it: the reference of the schedule delay.
+	received map[string]time.Time
 }
 
 type podRun struct {
-	cancel  context.CancelFunc
-	pod     *corev1.Pod
-	times   Timeline
-	started bool // the workload was started (Stop is due)
-	stopped bool
-	gone    bool // delete with grace 0 was sent
+	cancel context.CancelFunc
+	pod    *corev1.Pod
+	times  Timeline
+	// boundSeen is when the watch delivered the pod bound to this node;
+	// bound is closed then (nil for a pod this kubelet does not walk).
+	boundSeen time.Time
+	bound     chan struct{}
+	started   bool // the workload was started (Stop is due)
+	stopped   bool
+	gone      bool // delete with grace 0 was sent
 }
 
-// Timeline is when the kubelet saw a pod and when its writes for it were
-// acknowledged by the API server (zero for steps not reached).
+// Timeline is when the kubelet's watch delivered a pod and its binding,
+// and when the API server acknowledged its ready status (zero for steps
+// not reached). The delays run from the first two.
 type Timeline struct {
-	// Seen is when the kubelet's watch delivered the new pod.
+	// Seen is when the kubelet's watch delivered the new pod (as the
+	// informer received it, before its own queueing).
 	Seen time.Time
-	// Bound is when the binding (PodScheduled=True) was acknowledged.
+	// Bound is when the kubelet's watch delivered the binding
+	// (PodScheduled=True), or when the API server acknowledged it if the
+	// watch did not deliver it within boundSeenWait.
 	Bound time.Time
 	// Ready is when the status with ContainersReady=True was acknowledged.
 	Ready time.Time
@@ -147,12 +158,15 @@ func Start(ctx context.Context, cfg Config) (*Kubelet, error) {
 	if err := registerNode(ctx, cfg.Client, cfg.Node); err != nil {
 		return nil, err
 	}
-	k := &Kubelet{cfg: cfg, rnd: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)), running: map[string]*podRun{}, infDone: make(chan struct{})}
+	k := &Kubelet{cfg: cfg, rnd: rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)), running: map[string]*podRun{}, received: map[string]time.Time{}, infDone: make(chan struct{})}
 	k.ctx, k.cancel = context.WithCancel(context.Background())
 	lw := cache.NewFilteredListWatchFromClient(cfg.Client.RESTClient(), "pods", cfg.Namespace, func(o *metav1.ListOptions) {
 		o.LabelSelector = cfg.Selector
 	})
 	k.informer = cache.NewSharedIndexInformer(lw, &corev1.Pod{}, 0, cache.Indexers{})
+	if err := k.informer.SetTransform(k.stampReceived); err != nil {
+		return nil, fmt.Errorf("lab kubelet: %w", err)
+	}
 	if _, err := k.informer.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(obj any) { k.onPod(obj) },
 		UpdateFunc: func(_, obj any) { k.onPod(obj) },
@@ -265,6 +279,49 @@ func (k *Kubelet) heartbeat() {
 	}
 }
 
+// stampReceived notes when the watch first delivered a pod. The informer
+// calls it as the reflector queues each object, so the time excludes the
+// informer's queueing and the handlers' turn: the schedule delay then
+// runs from the pod's creation as closely as a watch can tell.
+// The binding's delivery is noted the same way: the start delays run from
+// it, as an observer's watch sees the pod scheduled.
+func (k *Kubelet) stampReceived(obj any) (any, error) {
+	if p, ok := obj.(*corev1.Pod); ok {
+		now := time.Now()
+		uid := string(p.UID)
+		k.mu.Lock()
+		if _, ok := k.received[uid]; !ok {
+			k.received[uid] = now
+		}
+		if r := k.running[uid]; r != nil && r.bound != nil && r.boundSeen.IsZero() && p.Spec.NodeName == k.cfg.Node {
+			r.boundSeen = now
+			close(r.bound)
+		}
+		k.mu.Unlock()
+	}
+	return obj, nil
+}
+
+// boundSeenWait bounds the wait for the kubelet's watch to deliver a
+// binding the API server acknowledged.
+const boundSeenWait = 5 * time.Second
+
+// boundAt returns when the watch delivered r's binding, or acked when it
+// does not within boundSeenWait (or ctx ends).
+func (k *Kubelet) boundAt(ctx context.Context, r *podRun, acked time.Time) time.Time {
+	t := time.NewTimer(boundSeenWait)
+	defer t.Stop()
+	select {
+	case <-r.bound:
+		k.mu.Lock()
+		defer k.mu.Unlock()
+		return r.boundSeen
+	case <-ctx.Done():
+	case <-t.C:
+	}
+	return acked
+}
+
 // onPod starts a new unbound pod's walk, and finishes the deletion of a
 // pod bound to this node (as a kubelet does after its containers stop).
 func (k *Kubelet) onPod(obj any) {
@@ -295,8 +352,12 @@ func (k *Kubelet) onPod(obj any) {
 	if r != nil || p.Spec.NodeName != "" || condition(p, corev1.PodScheduled) != nil {
 		return // already ours, or another scheduler's / kubelet's
 	}
+	seen, ok := k.received[uid]
+	if !ok {
+		seen = time.Now()
+	}
 	ctx, cancel := context.WithCancel(k.ctx)
-	r = &podRun{cancel: cancel, pod: p, times: Timeline{Seen: time.Now()}}
+	r = &podRun{cancel: cancel, pod: p, times: Timeline{Seen: seen}, bound: make(chan struct{})}
 	k.running[uid] = r
 	fault := k.pickFault()
 	k.wg.Add(1)
@@ -308,6 +369,7 @@ func (k *Kubelet) forget(p *corev1.Pod) {
 	k.mu.Lock()
 	r := k.running[string(p.UID)]
 	delete(k.running, string(p.UID))
+	delete(k.received, string(p.UID))
 	stop := r != nil && r.started && !r.stopped
 	if r != nil {
 		r.stopped = true
@@ -398,8 +460,13 @@ func (k *Kubelet) walk(ctx context.Context, r *podRun, p *corev1.Pod, f fault, s
 	if err := pods.Bind(ctx, b, metav1.CreateOptions{}); err != nil {
 		return // deleted meanwhile, or bound by someone else
 	}
-	bound := time.Now()
+	bound := k.boundAt(ctx, r, time.Now())
 	k.mark(r, func(t *Timeline) { t.Bound = bound })
+	// The binding changed the pod: the next status write is unconditional
+	// (this kubelet is the only writer of its pods' status) rather than a
+	// conflict, a get and a retry that would delay the walk.
+	p = p.DeepCopy()
+	p.ResourceVersion = ""
 	name := "workload"
 	if len(p.Spec.Containers) > 0 {
 		name = p.Spec.Containers[0].Name

@@ -49,6 +49,9 @@ type WorkspaceSpec struct {
 	// Name is the workspace's name and tailnet host name: 1-63 characters
 	// of a-z, 0-9 and '-', not starting or ending with '-'.
 	Name string
+	// Hostname, if set, is the tailnet host name instead of Name (same
+	// rules).
+	Hostname string
 }
 
 var nameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
@@ -91,6 +94,13 @@ func Start(ctx context.Context, cfg Config, spec WorkspaceSpec) (*Workspace, err
 	if err := ValidateName(spec.Name); err != nil {
 		return nil, err
 	}
+	hostname := spec.Name
+	if spec.Hostname != "" {
+		if err := ValidateName(spec.Hostname); err != nil {
+			return nil, fmt.Errorf("workspaces: %s: host name: %w", spec.Name, err)
+		}
+		hostname = spec.Hostname
+	}
 	if cfg.Credentials == nil {
 		return nil, errors.New("workspaces: Config.Credentials is required")
 	}
@@ -111,7 +121,7 @@ func Start(ctx context.Context, cfg Config, spec WorkspaceSpec) (*Workspace, err
 	node, err := tailnet.New(tailnet.Config{
 		ControlURL:    cfg.ControlURL,
 		AuthKey:       cfg.AuthKey,
-		Hostname:      spec.Name,
+		Hostname:      hostname,
 		AdvertiseTags: []string{tailnetlab.WorkspaceTag},
 		Logf:          cfg.Logf,
 	})

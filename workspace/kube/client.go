@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 
+	"k8s.io/apimachinery/pkg/runtime"
 	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -64,7 +65,17 @@ func (cfg ClientConfig) RESTConfig() (*rest.Config, error) {
 		rc.Burst = DefaultBurst
 	}
 	rc.UserAgent = "cdeload"
+	UseProtobuf(rc)
 	return rc, nil
+}
+
+// UseProtobuf makes rc's typed clients talk protobuf, as Kubernetes' own
+// components do: decoding pods from a watch costs several times less CPU
+// than JSON, which keeps the informer light and its timestamps close to
+// the delivery on a busy machine. JSON stays accepted.
+func UseProtobuf(rc *rest.Config) {
+	rc.ContentType = runtime.ContentTypeProtobuf
+	rc.AcceptContentTypes = runtime.ContentTypeProtobuf + "," + runtime.ContentTypeJSON
 }
 
 // CoreClient returns the typed core/v1 client for cfg.

@@ -44,6 +44,10 @@ type ProviderConfig struct {
 	OwnerReferences []metav1.OwnerReference
 	// Observer receives phase timings and failures (NopObserver when nil).
 	Observer workspace.Observer
+	// Address, if set, finds a ready pod's address instead of its pod IP
+	// (e.g. its tailnet address once it joined); ctx is the ready wait's.
+	// Its error fails the workspace.
+	Address func(ctx context.Context, pod PodPhases) (string, error)
 }
 
 // Provider runs each workspace as one Pod. Its API requests per
@@ -124,7 +128,8 @@ func (p *Provider) Create(ctx context.Context, req workspace.CreateRequest) (wor
 }
 
 // WaitReady implements workspace.Provider: it waits, through the shared
-// informer, until the pod's containers are ready.
+// informer, until the pod's containers are ready, then for its address
+// (ProviderConfig.Address); the ready duration covers both.
 func (p *Provider) WaitReady(ctx context.Context, ws workspace.Workspace) (workspace.Workspace, error) {
 	st, err := p.cfg.Pods.Wait(ctx, ByName(ws.Name), PodPhases.Ready)
 	if err != nil {
@@ -137,6 +142,13 @@ func (p *Provider) WaitReady(ctx context.Context, ws workspace.Workspace) (works
 		return ws, err
 	}
 	ws.Address = st.IP
+	if p.cfg.Address != nil {
+		if ws.Address, err = p.cfg.Address(ctx, st); err != nil {
+			err = fmt.Errorf("pod %s: %w", ws.Name, err)
+			p.cfg.Observer.OnFailure(workspace.OpCreate, err)
+			return ws, err
+		}
+	}
 	if !ws.RequestedAt.IsZero() {
 		ws.Timings.Ready = time.Since(ws.RequestedAt)
 		p.cfg.Observer.OnPhase(workspace.PhaseReady, ws.Timings.Ready, ws)

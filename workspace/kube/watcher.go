@@ -176,16 +176,37 @@ func (w *Watcher) Close() {
 // Namespace returns the watched namespace.
 func (w *Watcher) Namespace() string { return w.cfg.Namespace }
 
-// slimPod drops the parts of a pod the watcher does not read.
+// annReceived is the annotation slimPod replaces a cached pod's
+// annotations with: when the watch delivered this state of the pod
+// (RFC 3339, nanoseconds). It exists only in the watcher's cache.
+const annReceived = "cdeload.dev/received-at"
+
+// slimPod drops the parts of a pod the watcher does not read, and stamps
+// it with the time it was received. The informer transforms each object
+// as the reflector queues it, so the stamp is the watch delivery, before
+// any queueing in the informer. Idempotent: a stamped pod is left as is.
 func slimPod(obj any) (any, error) {
 	p, ok := obj.(*corev1.Pod)
 	if !ok {
 		return obj, nil
 	}
+	if _, done := p.Annotations[annReceived]; done {
+		return p, nil
+	}
+	received := time.Now()
 	p.ManagedFields = nil
-	p.Annotations = nil
+	p.Annotations = map[string]string{annReceived: received.Format(time.RFC3339Nano)}
 	p.Spec = corev1.PodSpec{NodeName: p.Spec.NodeName}
 	return p, nil
+}
+
+// receivedAt returns when the watch delivered this state of p (now when
+// it carries no stamp).
+func receivedAt(p *corev1.Pod) time.Time {
+	if t, err := time.Parse(time.RFC3339Nano, p.Annotations[annReceived]); err == nil {
+		return t
+	}
+	return time.Now()
 }
 
 // observe records the state of a pod the informer delivered; live is false
@@ -195,7 +216,7 @@ func (w *Watcher) observe(obj any, live, deleted bool) {
 	if !ok {
 		return
 	}
-	now := time.Now()
+	now := receivedAt(p)
 	uid := string(p.UID)
 	w.mu.Lock()
 	st := w.pods[uid]

@@ -77,16 +77,16 @@ func within(t *testing.T, what string, got, want, tol time.Duration) {
 }
 
 // The phase timings follow the lab kubelet's sub-second latencies to
-// within 50 ms, although the API server's condition timestamps have whole
-// seconds. The reference is the latency the kubelet achieved (configured,
-// plus its timer's and its API write's lateness on a busy machine, which
-// is part of the pod's real phase), taken from its own clock: when it saw
-// the pod, and when the API server acknowledged the binding and the ready
-// status.
+// within 50 ms of the configured latency, although the API server's
+// condition timestamps have whole seconds. The watcher times each change
+// when its watch delivered it, and the kubelet runs its delays from when
+// its own watch delivered the pod and from its binding: what remains is one
+// watch delivery, one API write and the timers' lateness.
 func TestWatcherPhaseTimings(t *testing.T) {
 	env := kubetest.New(t)
 	w := startWatcher(t, env)
 	const sched, pull, start = 300 * time.Millisecond, 200 * time.Millisecond, 150 * time.Millisecond
+	const tolerance = 50 * time.Millisecond
 	kl := startKubelet(t, env, kubelet.Config{ScheduleDelay: sched, PullDelay: pull, StartDelay: start})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -97,23 +97,17 @@ func TestWatcherPhaseTimings(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v (last state %+v)", name, err, p)
 		}
-		// The watch may deliver the ready status before the kubelet's write
+		within(t, name+" schedule duration", p.ScheduleDuration(), sched, tolerance)
+		within(t, name+" start duration", p.StartDuration(), pull+start, tolerance)
+		// For the log: what the kubelet's own clock says it achieved. The
+		// watch may deliver the ready status before the kubelet's write
 		// returns: wait (bounded) for the kubelet to record it.
 		var tl kubelet.Timeline
 		for end := time.Now().Add(5 * time.Second); tl.Ready.IsZero() && time.Now().Before(end); time.Sleep(5 * time.Millisecond) {
 			tl, _ = kl.Timeline(string(pod.UID))
 		}
-		if tl.Ready.IsZero() {
-			t.Fatalf("%s: kubelet timeline %+v", name, tl)
-		}
-		achievedSched, achievedStart := tl.Bound.Sub(tl.Seen), tl.Ready.Sub(tl.Bound)
-		if achievedSched < sched || achievedStart < pull+start {
-			t.Errorf("%s: the kubelet was early: %v, %v for configured %v, %v", name, achievedSched, achievedStart, sched, pull+start)
-		}
-		within(t, name+" schedule duration", p.ScheduleDuration(), achievedSched, 50*time.Millisecond)
-		within(t, name+" start duration", p.StartDuration(), achievedStart, 50*time.Millisecond)
 		t.Logf("%s: schedule %v (configured %v, kubelet achieved %v), start %v (configured %v, achieved %v)",
-			name, p.ScheduleDuration(), sched, achievedSched, p.StartDuration(), pull+start, achievedStart)
+			name, p.ScheduleDuration(), sched, tl.Bound.Sub(tl.Seen), p.StartDuration(), pull+start, tl.Ready.Sub(tl.Bound))
 		if p.Reason != "" || p.IP == "" || p.Labels[kube.LabelWorkspaceName] != name {
 			t.Errorf("%s: ready pod %+v: want no reason, an IP and the workspace label", name, p)
 		}
