@@ -82,35 +82,61 @@ func within(t *testing.T, what string, got, want, tol time.Duration) {
 // when its watch delivered it, and the kubelet runs its delays from when
 // its own watch delivered the pod and from its binding: what remains is one
 // watch delivery, one API write and the timers' lateness.
+//
+// On a busy machine an API write of the kubelet's can take hundreds of
+// milliseconds; its own clock then shows the phase took that much longer,
+// and the watcher rightly measures it long. Such a phase says nothing about
+// cdeload's timing, so it is logged and not compared, and more pods are
+// made (bounded) until three of each phase come from an on-time kubelet.
 func TestWatcherPhaseTimings(t *testing.T) {
 	env := kubetest.New(t)
 	w := startWatcher(t, env)
 	const sched, pull, start = 300 * time.Millisecond, 200 * time.Millisecond, 150 * time.Millisecond
 	const tolerance = 50 * time.Millisecond
+	const kubeletLate = 20 * time.Millisecond // beyond this, the kubelet missed its own target
+	const want, maxPods = 3, 10
 	kl := startKubelet(t, env, kubelet.Config{ScheduleDelay: sched, PullDelay: pull, StartDelay: start})
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	for i := range 3 {
+	var schedCompared, startCompared int
+	for i := 0; i < maxPods && (schedCompared < want || startCompared < want); i++ {
 		name := fmt.Sprintf("ws-%d", i)
 		pod := createCoderPod(t, env.Core, env.Namespace, name)
 		p, err := w.Wait(ctx, kube.ByLabel(kube.LabelWorkspaceID, "id-"+name), kube.PodPhases.Ready)
 		if err != nil {
 			t.Fatalf("%s: %v (last state %+v)", name, err, p)
 		}
-		within(t, name+" schedule duration", p.ScheduleDuration(), sched, tolerance)
-		within(t, name+" start duration", p.StartDuration(), pull+start, tolerance)
-		// For the log: what the kubelet's own clock says it achieved. The
-		// watch may deliver the ready status before the kubelet's write
-		// returns: wait (bounded) for the kubelet to record it.
+		if p.Reason != "" || p.IP == "" || p.Labels[kube.LabelWorkspaceName] != name {
+			t.Errorf("%s: ready pod %+v: want no reason, an IP and the workspace label", name, p)
+		}
+		// What the kubelet's own clock says it achieved. The watch may
+		// deliver the ready status before the kubelet's write returns:
+		// wait (bounded) for the kubelet to record it.
 		var tl kubelet.Timeline
 		for end := time.Now().Add(5 * time.Second); tl.Ready.IsZero() && time.Now().Before(end); time.Sleep(5 * time.Millisecond) {
 			tl, _ = kl.Timeline(string(pod.UID))
 		}
-		t.Logf("%s: schedule %v (configured %v, kubelet achieved %v), start %v (configured %v, achieved %v)",
-			name, p.ScheduleDuration(), sched, tl.Bound.Sub(tl.Seen), p.StartDuration(), pull+start, tl.Ready.Sub(tl.Bound))
-		if p.Reason != "" || p.IP == "" || p.Labels[kube.LabelWorkspaceName] != name {
-			t.Errorf("%s: ready pod %+v: want no reason, an IP and the workspace label", name, p)
+		if tl.Ready.IsZero() {
+			t.Fatalf("%s: the kubelet recorded no ready time", name)
 		}
+		for _, ph := range []struct {
+			what                      string
+			measured, configured, got time.Duration
+			compared                  *int
+		}{
+			{"schedule", p.ScheduleDuration(), sched, tl.Bound.Sub(tl.Seen), &schedCompared},
+			{"start", p.StartDuration(), pull + start, tl.Ready.Sub(tl.Bound), &startCompared},
+		} {
+			if ph.got > ph.configured+kubeletLate {
+				t.Logf("%s: %s phase %v, configured %v, but the kubelet's own clock says %v: not compared", name, ph.what, ph.measured, ph.configured, ph.got)
+				continue
+			}
+			within(t, name+" "+ph.what+" duration", ph.measured, ph.configured, tolerance)
+			*ph.compared++
+		}
+	}
+	if schedCompared < want || startCompared < want {
+		t.Fatalf("the kubelet was on time for %d schedule and %d start phases of %d pods, want %d of each: the machine was too busy to check the timings", schedCompared, startCompared, maxPods, want)
 	}
 	if n := w.Count(func(p kube.PodPhases) bool { return p.Pending }); n != 0 {
 		t.Errorf("pending pods after all became ready: %d, want 0", n)
