@@ -79,6 +79,9 @@ type CoderConfig struct {
 	Faults codersim.Faults
 	// Seed seeds the fault generator.
 	Seed uint64
+	// DisableDirectConnections makes the simulator's Coder clients relay
+	// through DERP only (as a deployment with CODER_BLOCK_DIRECT does).
+	DisableDirectConnections bool
 }
 
 // Lab is a running embedded CDE.
@@ -189,6 +192,7 @@ func Start(ctx context.Context, cfg Config) (*Lab, error) {
 func (l *Lab) startCoder(ip netip.Addr, cfg Config) error {
 	be, err := coderbackend.New(coderbackend.Config{
 		Workspaces: l.Workspaces, ControlURL: l.Tailnet.ControlURL(), AuthKey: l.Tailnet.AuthKey(), Logf: cfg.Logf,
+		AssignAddress: l.Tailnet.AssignAddress,
 	})
 	if err != nil {
 		return fmt.Errorf("lab: Coder backend: %w", err)
@@ -201,7 +205,8 @@ func (l *Lab) startCoder(ip netip.Addr, cfg Config) error {
 		}
 	}
 	sim, err := codersim.New(codersim.Config{Addr: netip.AddrPortFrom(ip, 0).String(), Seed: cfg.Coder.Seed,
-		Backend: simBackend, Faults: cfg.Coder.Faults})
+		Backend: simBackend, Faults: cfg.Coder.Faults, Tailnet: l.Tailnet,
+		DisableDirectConnections: cfg.Coder.DisableDirectConnections})
 	if err != nil {
 		l.kube.close()
 		be.Close()
@@ -209,6 +214,8 @@ func (l *Lab) startCoder(ip netip.Addr, cfg Config) error {
 	}
 	l.coder, l.backend = sim, be
 	l.mux.Handle("/api/", sim.Handler())
+	l.mux.Handle("/derp", sim.Handler()) // Coder's embedded DERP relay
+	l.mux.Handle("/derp/", sim.Handler())
 	return nil
 }
 

@@ -56,15 +56,16 @@ type NodeInfo struct {
 type NodeWatch struct {
 	h    *hub
 	addr netip.Addr
-	ch   chan struct{}
+	ch   chan<- struct{}
 	once sync.Once
 }
 
-// WatchAddress follows the node holding addr: Changed fires whenever it
-// joins, changes or leaves, and Node reads its state. Close the watch when
-// done.
-func (l *Lab) WatchAddress(addr netip.Addr) *NodeWatch {
-	w := &NodeWatch{h: l.hub, addr: addr, ch: make(chan struct{}, 1)}
+// WatchAddress follows the node holding addr: whenever it joins, changes
+// or leaves, notify gets a value if it has room (make it buffered; changes
+// in a burst may be merged into one), and Node reads its state. Close the
+// watch when done.
+func (l *Lab) WatchAddress(addr netip.Addr, notify chan<- struct{}) *NodeWatch {
+	w := &NodeWatch{h: l.hub, addr: addr, ch: notify}
 	h := l.hub
 	h.mu.Lock()
 	if h.watchers[addr] == nil {
@@ -74,10 +75,6 @@ func (l *Lab) WatchAddress(addr netip.Addr) *NodeWatch {
 	h.mu.Unlock()
 	return w
 }
-
-// Changed receives a value after every change to the watched node (changes
-// in a burst may be merged into one).
-func (w *NodeWatch) Changed() <-chan struct{} { return w.ch }
 
 // Node returns the watched node's state, and false when no node holding the
 // address is online (never joined, or left).
@@ -123,10 +120,7 @@ func (h *hub) wakeWatchersLocked(addr netip.Addr) {
 		return
 	}
 	for w := range h.watchers[addr] {
-		select {
-		case w.ch <- struct{}{}:
-		default:
-		}
+		signal(w.ch)
 	}
 }
 
@@ -143,22 +137,26 @@ type PeerNode struct {
 // ExternalPeer is a node from outside the lab's control (a Coder client)
 // that one lab node sees as a peer.
 type ExternalPeer struct {
-	h       *hub
-	id      tailcfg.NodeID
-	target  netip.Addr
-	node    PeerNode
-	version uint64
+	h         *hub
+	id        tailcfg.NodeID
+	target    netip.Addr
+	notify    chan<- struct{}
+	node      PeerNode
+	version   uint64
+	delivered uint64 // the version last put into the target's map stream
 }
 
 // AddPeer makes n a peer of the node holding the extra address target
 // (see [Lab.AssignAddress]), now or once it joins, until the peer is
-// removed. Only loopback endpoints of n are passed on.
-func (l *Lab) AddPeer(target netip.Addr, n PeerNode) *ExternalPeer {
+// removed. Only loopback endpoints of n are passed on. notify (if not nil)
+// gets a value, if it has room, whenever the target's map stream has taken
+// the peer's latest state (see [ExternalPeer.Delivered]).
+func (l *Lab) AddPeer(target netip.Addr, n PeerNode, notify chan<- struct{}) *ExternalPeer {
 	h := l.hub
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.nextExt++
-	p := &ExternalPeer{h: h, id: h.nextExt, target: target}
+	p := &ExternalPeer{h: h, id: h.nextExt, target: target, notify: notify}
 	h.external[p.id] = p
 	p.setLocked(n)
 	return p
@@ -171,6 +169,14 @@ func (p *ExternalPeer) Update(n PeerNode) {
 	if p.h.external[p.id] == p {
 		p.setLocked(n)
 	}
+}
+
+// Delivered reports whether the target's map stream has taken the peer's
+// latest state (the target node then learns it within milliseconds).
+func (p *ExternalPeer) Delivered() bool {
+	p.h.mu.Lock()
+	defer p.h.mu.Unlock()
+	return p.version != 0 && p.delivered == p.version
 }
 
 // Remove takes the peer out of its target's netmap. It is idempotent.
@@ -201,11 +207,19 @@ func (h *hub) wakeTargetLocked(addr netip.Addr) {
 			continue
 		}
 		for s := range n.streams {
-			select {
-			case s.wake <- struct{}{}:
-			default:
-			}
+			signal(s.wake)
 		}
+	}
+}
+
+// signal sends on ch if it has room.
+func signal(ch chan<- struct{}) {
+	if ch == nil {
+		return
+	}
+	select {
+	case ch <- struct{}{}:
+	default:
 	}
 }
 
@@ -224,6 +238,8 @@ func (h *hub) externalPeersLocked(viewer *hubNode, first bool, res *tailcfg.MapR
 			continue
 		}
 		sent[id] = p.version
+		p.delivered = p.version
+		signal(p.notify)
 		users[viewer.base.User] = true
 		name := p.node.Hostname
 		if name == "" {

@@ -20,7 +20,8 @@ func TestCoderBridge(t *testing.T) {
 	extra := netip.MustParseAddr("fd7a:115c:a1e0:4a2b::1234")
 	release := l.AssignAddress("agent", extra)
 	defer release()
-	w := l.WatchAddress(extra)
+	changed := make(chan struct{}, 1)
+	w := l.WatchAddress(extra, changed)
 	defer w.Close()
 	if _, ok := w.Node(); ok {
 		t.Fatal("watch reports a node before it joined")
@@ -65,18 +66,25 @@ func TestCoderBridge(t *testing.T) {
 
 	base := agent.NumPeers()
 	p := l.AddPeer(extra, tailnetlab.PeerNode{Key: key.NewNode().Public(), Disco: key.NewDisco().Public(), HomeDERP: 1,
-		Addresses: []netip.Prefix{netip.MustParsePrefix("fd7a:115c:a1e0:ffff::1/128")}})
+		Addresses: []netip.Prefix{netip.MustParsePrefix("fd7a:115c:a1e0:ffff::1/128")}}, nil)
 	eventually(t, "the agent sees the external peer", func() bool { return agent.NumPeers() == base+1 })
+	if !p.Delivered() {
+		t.Error("the agent has the external peer but Delivered is false")
+	}
 	if n := other.NumPeers(); n != 1 {
 		t.Errorf("another workspace has %d peers, want 1 (the generator only)", n)
 	}
 	p.Remove()
 	eventually(t, "the external peer is gone", func() bool { return agent.NumPeers() == base })
 
+	for len(changed) > 0 {
+		<-changed
+	}
 	agent.Close()
 	select {
-	case <-w.Changed():
+	case <-changed:
 	case <-time.After(5 * time.Second):
+		t.Error("no change signalled when the agent left")
 	}
 	eventually(t, "the watch reports the agent gone", func() bool { _, ok := w.Node(); return !ok })
 }
