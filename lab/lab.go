@@ -8,7 +8,10 @@
 // The Coder API (/api/v2/...) is served on the same HTTP server, so the
 // lab's URL is also its CODER_URL ([Lab.CoderURL]); the admin's session
 // token is [Lab.CoderToken]. Coder workspaces are reachable over the lab's
-// tailnet at their agent's address, with the lab's SSH credentials.
+// tailnet at their agent's address, with the lab's SSH credentials, and,
+// like a real Coder's, through the simulator's tailnet endpoints
+// (connection info, coordination, /derp): each agent's node also holds its
+// Coder address and serves SSH without credentials on tailnet port 1.
 //
 // HTTP API (JSON; unknown fields are rejected):
 //
