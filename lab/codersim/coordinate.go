@@ -127,7 +127,7 @@ func (s *Server) handleCoordinate(w http.ResponseWriter, r *http.Request, caller
 	}
 	stop := context.AfterFunc(ctx, func() { mux.Close() })
 	defer stop()
-	h := &tailnetRPC{s: s, agentID: a.id}
+	h := &tailnetRPC{s: s, agentID: a.id, host: r.Host}
 	_ = drpcserver.New(h).Serve(ctx, mux)
 	mux.Close()
 	_ = ws.CloseNow()
@@ -137,6 +137,7 @@ func (s *Server) handleCoordinate(w http.ResponseWriter, r *http.Request, caller
 type tailnetRPC struct {
 	s       *Server
 	agentID string // the agent of the websocket's URL: the only tunnel allowed
+	host    string // the Host the websocket was opened on (the access URL's)
 }
 
 // HandleRPC implements drpc.Handler.
@@ -157,8 +158,7 @@ func (h *tailnetRPC) streamDERPMaps(st drpc.Stream) error {
 	if err := st.MsgRecv(&req, coderproto.Encoding{}); err != nil {
 		return err
 	}
-	host := strings.TrimPrefix(h.s.URL, "http://")
-	m := h.s.derpMapJSON(host).Proto()
+	m := h.s.derpMapJSON(h.host).Proto()
 	if err := st.MsgSend(&coderproto.Raw{B: m.Marshal()}, coderproto.Encoding{}); err != nil {
 		return err
 	}

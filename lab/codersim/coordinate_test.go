@@ -355,7 +355,8 @@ func TestStreamDERPMaps(t *testing.T) {
 	if err := dm.Unmarshal(m.B); err != nil {
 		t.Fatal(err)
 	}
-	if r, ok := dm.Regions[1]; !ok || !r.EmbeddedRelay || len(r.Nodes) != 1 || !r.Nodes[0].ForceHTTP {
-		t.Fatalf("streamed DERP map %+v: want region 1 with the embedded relay over HTTP", dm)
+	port := strings.TrimPrefix(l.s.URL, "http://127.0.0.1:")
+	if r, ok := dm.Regions[1]; !ok || !r.EmbeddedRelay || len(r.Nodes) != 1 || !r.Nodes[0].ForceHTTP || strconv.Itoa(int(r.Nodes[0].DERPPort)) != port {
+		t.Fatalf("streamed DERP map %+v: want region 1 with the embedded relay over HTTP on the websocket's port %s", dm, port)
 	}
 }
