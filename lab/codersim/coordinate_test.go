@@ -228,6 +228,14 @@ func TestConnectionInfo(t *testing.T) {
 	if st, _, _, _ := l.c.do("GET", "/api/v2/workspaceagents/"+newUUID()+"/connection", nil); st != 404 {
 		t.Errorf("connection info of an unknown agent: %d, want 404", st)
 	}
+	// A deployment that blocks direct connections says so.
+	s3, c3 := start(t, Config{Tailnet: l.tl, DisableDirectConnections: true})
+	wsID := createWorkspace(t, c3, "blocked")
+	b := pollBuild(t, c3, wsID, "agent connected", func(b map[string]any) bool { return firstAgent(b) != nil })
+	_, _, body3, _ := c3.do("GET", "/api/v2/workspaceagents/"+firstAgent(b)["id"].(string)+"/connection", nil)
+	if body3["disable_direct_connections"] != true {
+		t.Errorf("connection info of %s with DisableDirectConnections: %v", s3.URL, body3)
+	}
 	// Without a tailnet there is no such endpoint.
 	_, c2 := start(t, Config{})
 	if st, _, _, _ := c2.do("GET", "/api/v2/workspaceagents/"+l.agentID+"/connection", nil); st != 404 {
