@@ -171,6 +171,13 @@ func TestCoderTailnetClientLeavesNothingBehind(t *testing.T) {
 		t.Errorf("the workspace has %d peers while the client is connected, want 1 (the client)", n)
 	}
 	during := runtime.NumGoroutine()
+	// The session is closed: wait until the workspace's SSH server has seen
+	// it go (its goroutines are the lab's, not the client's).
+	for deadline := time.Now().Add(5 * time.Second); labWS.NumConns() != 0; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the workspace still serves %d connections after the session closed", labWS.NumConns())
+		}
+	}
 	if err := c.Close(); err != nil {
 		t.Fatal(err)
 	}

@@ -279,6 +279,14 @@ func (w *Workspace) shutdown(crash bool) error {
 	return w.err
 }
 
+// NumConns is the number of connections the workspace's SSH servers are
+// serving.
+func (w *Workspace) NumConns() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.conns)
+}
+
 // NumPeers is the number of peers in the workspace node's netmap (with
 // hub-and-spoke visibility: the load generators only).
 func (w *Workspace) NumPeers() int { return w.node.NumPeers() }
