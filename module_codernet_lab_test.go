@@ -53,3 +53,38 @@ export default async function () {
 		t.Errorf("tailnet_up_duration: %d samples, want the Coder node's", n)
 	}
 }
+
+// An echo stream to a lab Coder workspace that stops mid-stream ends at
+// once with an error naming the workspace, as against a real Coder.
+func TestLabCoderWorkspaceStoppedMidStream(t *testing.T) {
+	r := runScript(t, header+`
+import { Coder } from 'k6/x/cdeload';
+const coder = new Coder({ pollInterval: '20ms' });
+const net = new cde.Tailnet();
+export default async function () {
+  const ws = await coder.createWorkspace({ template: 'kubernetes' });
+  const s = await ssh.connect({ tailnet: net, host: ws.address });
+  const started = Date.now();
+  const echo = s.echo({ bytesPerTick: 128, tickInterval: '50ms', duration: '60s' });
+  await new Promise((resolve) => setTimeout(resolve, 700));
+  await ws.stop();
+  const res = await echo;
+  report(TEST, 'echo', { name: ws.name, errors: res.errors, error: res.error, received: res.framesReceived, ms: Date.now() - started });
+  await s.close();
+  await coder.cleanup();
+}
+`, nil)
+	var echo struct {
+		Name, Error      string
+		Errors, Received int
+		Ms               float64
+	}
+	r.report("echo", &echo)
+	t.Logf("the stream ended after %v ms: %s", echo.Ms, echo.Error)
+	if echo.Errors != 1 || !strings.Contains(echo.Error, "workspace "+echo.Name) || echo.Received == 0 {
+		t.Errorf("echo to a workspace stopped mid-stream = %+v, want one error naming workspace %s after some frames", echo, echo.Name)
+	}
+	if echo.Ms > 30000 {
+		t.Errorf("the stream ended %v ms after it started, want soon after the stop (at 0.7 s), not at its 60 s end", echo.Ms)
+	}
+}
