@@ -48,8 +48,8 @@ func (r *RootModule) coderNetFor(dep coderTarget) (*coderNet, error) {
 	return n, nil
 }
 
-// connectCoder opens an SSH session to a real Coder workspace's agent over
-// the deployment's tailnet. The agent's SSH server (tailnet port 1 unless
+// connectCoder opens an SSH session to a Coder workspace's agent over the
+// deployment's tailnet. The agent's SSH server (tailnet port 1 unless
 // the script set a port) authenticates nobody: the tailnet is the
 // authentication, so user, key and host key policy are optional.
 func (mi *instance) connectCoder(ctx context.Context, e *emitter, o sshOpts, a coderAddr) (*sshSession, error) {
@@ -94,8 +94,12 @@ func (mi *instance) connectCoder(ctx context.Context, e *emitter, o sshOpts, a c
 	return mi.finishConnect(cctx, e, o, cfg, conn, dinfo, start)
 }
 
-// coderHost returns the real Coder workspace behind host, if it is one.
+// coderHost returns the Coder workspace behind host when it is reached
+// over its deployment's own tailnet: every real Coder workspace, and a
+// lab's when the lab's Coder simulator serves Coder's tailnet endpoints
+// (its agents then join through its coordinator, so the same client code
+// runs as against a real Coder).
 func (r *RootModule) coderHost(host string) (coderAddr, bool) {
 	a, ok := r.coderAddrOf(host)
-	return a, ok && a.lab == nil
+	return a, ok && (a.lab == nil || a.lab.info().CoderTailnet)
 }

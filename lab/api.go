@@ -35,6 +35,10 @@ type Info struct {
 	// (empty when the lab runs without it).
 	CoderURL          string `json:"coderURL,omitempty"`
 	CoderSessionToken string `json:"coderSessionToken,omitempty"`
+	// CoderTailnet is set when the Coder simulator serves Coder's tailnet
+	// endpoints (connection info, coordination, DERP): its workspaces'
+	// agents are then reached the way a real Coder's are.
+	CoderTailnet bool `json:"coderTailnet,omitempty"`
 }
 
 // CoderAgent is a running Coder agent of the lab's simulator as
@@ -104,7 +108,7 @@ func (l *Lab) Info() Info {
 	c := l.Credentials()
 	return Info{ControlURL: l.ControlURL(), AuthKey: l.AuthKey(), User: c.User,
 		PrivateKeyPEM: string(c.PrivateKeyPEM), HostKey: c.HostKeyLine(),
-		CoderURL: l.CoderURL(), CoderSessionToken: l.CoderToken()}
+		CoderURL: l.CoderURL(), CoderSessionToken: l.CoderToken(), CoderTailnet: l.coder != nil}
 }
 
 // infoFor is ws's info for the client of r: without the SSH private key

@@ -8,7 +8,10 @@
 // The Coder API (/api/v2/...) is served on the same HTTP server, so the
 // lab's URL is also its CODER_URL ([Lab.CoderURL]); the admin's session
 // token is [Lab.CoderToken]. Coder workspaces are reachable over the lab's
-// tailnet at their agent's address, with the lab's SSH credentials.
+// tailnet at their agent's address, with the lab's SSH credentials, and,
+// like a real Coder's, through the simulator's tailnet endpoints
+// (connection info, coordination, /derp): each agent's node also holds its
+// Coder address and serves SSH without credentials on tailnet port 1.
 //
 // HTTP API (JSON; unknown fields are rejected):
 //
@@ -79,6 +82,9 @@ type CoderConfig struct {
 	Faults codersim.Faults
 	// Seed seeds the fault generator.
 	Seed uint64
+	// DisableDirectConnections makes the simulator's Coder clients relay
+	// through DERP only (as a deployment with CODER_BLOCK_DIRECT does).
+	DisableDirectConnections bool
 }
 
 // Lab is a running embedded CDE.
@@ -189,6 +195,7 @@ func Start(ctx context.Context, cfg Config) (*Lab, error) {
 func (l *Lab) startCoder(ip netip.Addr, cfg Config) error {
 	be, err := coderbackend.New(coderbackend.Config{
 		Workspaces: l.Workspaces, ControlURL: l.Tailnet.ControlURL(), AuthKey: l.Tailnet.AuthKey(), Logf: cfg.Logf,
+		AssignAddress: l.Tailnet.AssignAddress,
 	})
 	if err != nil {
 		return fmt.Errorf("lab: Coder backend: %w", err)
@@ -201,7 +208,8 @@ func (l *Lab) startCoder(ip netip.Addr, cfg Config) error {
 		}
 	}
 	sim, err := codersim.New(codersim.Config{Addr: netip.AddrPortFrom(ip, 0).String(), Seed: cfg.Coder.Seed,
-		Backend: simBackend, Faults: cfg.Coder.Faults})
+		Backend: simBackend, Faults: cfg.Coder.Faults, Tailnet: l.Tailnet,
+		DisableDirectConnections: cfg.Coder.DisableDirectConnections})
 	if err != nil {
 		l.kube.close()
 		be.Close()
@@ -209,6 +217,8 @@ func (l *Lab) startCoder(ip netip.Addr, cfg Config) error {
 	}
 	l.coder, l.backend = sim, be
 	l.mux.Handle("/api/", sim.Handler())
+	l.mux.Handle("/derp", sim.Handler()) // Coder's embedded DERP relay
+	l.mux.Handle("/derp/", sim.Handler())
 	return nil
 }
 

@@ -71,10 +71,10 @@ func TestEchoStreamEndsWhenTheStandaloneLabVanishes(t *testing.T) {
 	if took := ended.Sub(killed.Truncate(time.Second)); took > 13*time.Second {
 		t.Fatalf("the stream ended %v after the lab was killed, want within the stream's duration + drain timeout + probe:\n%s", took, r)
 	}
-	// After the stream, closing the module retries the cleanup against the
-	// dead Coder API with backoff (about 11 s) and tsnet spends up to 5 s
-	// logging out of the dead control server: bounded, unlike the hang
-	// this test was written for (still running after 60 s).
+	// After the stream, closing the module stops the workspace against the
+	// dead lab and tsnet spends up to 5 s logging out of the dead control
+	// server: bounded, unlike the hang this test was written for (still
+	// running after 60 s).
 	if exited > 40*time.Second {
 		t.Fatalf("the run ended %v after the lab was killed:\n%s", exited, r)
 	}

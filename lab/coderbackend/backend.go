@@ -33,6 +33,7 @@ import (
 	"github.com/cdeload/cdeload/lab/codersim"
 	"github.com/cdeload/cdeload/lab/workspaces"
 	"github.com/cdeload/cdeload/tailnet"
+	tailnetcoder "github.com/cdeload/cdeload/tailnet/coder"
 )
 
 // DefaultHostname is the host name of coderd's own tailnet node.
@@ -56,6 +57,12 @@ type Config struct {
 	ControlURL, AuthKey string
 	// Hostname is the host name of coderd's node (default DefaultHostname).
 	Hostname string
+	// AssignAddress, if set, gives each workspace's node its agent's Coder
+	// address on the lab's tailnet (tailnetlab.Lab.AssignAddress), and the
+	// workspace serves SSH without client authentication on tailnet port 1
+	// like a Coder agent, so that Coder clients coordinated by the simulator
+	// reach it as they reach a real agent.
+	AssignAddress func(hostname string, addr netip.Addr) (release func())
 	// DialTimeout bounds dialling a workspace's SSH server for a terminal,
 	// including coderd's node joining on first use (default 30s).
 	DialTimeout time.Duration
@@ -119,6 +126,7 @@ type machine struct {
 	agentID string
 	name    string // lab workspace (and tailnet host) name
 	ws      *workspaces.Workspace
+	release func() // forgets the agent's Coder address (no-op without one)
 	// connected is set when the simulator reports the agent connected
 	// (guarded by Backend.mu).
 	connected bool
@@ -164,11 +172,18 @@ func (b *Backend) StartWorkspace(ctx context.Context, spec codersim.WorkspaceSpe
 		}
 	}
 	base := Hostname(spec.Name)
-	ws, err := b.cfg.Workspaces.Start(ctx, workspaces.WorkspaceSpec{Name: base})
+	release := func() {}
+	start := func(name string) (*workspaces.Workspace, error) {
+		release()
+		release = b.assign(name, spec.AgentID)
+		return b.cfg.Workspaces.Start(ctx, workspaces.WorkspaceSpec{Name: name, AgentSSH: b.cfg.AssignAddress != nil})
+	}
+	ws, err := start(base)
 	if errors.Is(err, workspaces.ErrExists) {
-		ws, err = b.cfg.Workspaces.Start(ctx, workspaces.WorkspaceSpec{Name: suffixed(base, spec.WorkspaceID)})
+		ws, err = start(suffixed(base, spec.WorkspaceID))
 	}
 	if err != nil {
+		release()
 		b.mu.Lock()
 		stopped := op.stopped
 		b.mu.Unlock()
@@ -177,7 +192,7 @@ func (b *Backend) StartWorkspace(ctx context.Context, spec codersim.WorkspaceSpe
 		}
 		return nil, fmt.Errorf("coderbackend: start workspace %s/%s: %w", spec.Owner, spec.Name, err)
 	}
-	m := &machine{b: b, id: spec.WorkspaceID, agentID: spec.AgentID, name: ws.Name(), ws: ws}
+	m := &machine{b: b, id: spec.WorkspaceID, agentID: spec.AgentID, name: ws.Name(), ws: ws, release: release}
 	b.mu.Lock()
 	if b.closed || op.stopped {
 		why := "backend closed"
@@ -185,6 +200,7 @@ func (b *Backend) StartWorkspace(ctx context.Context, spec codersim.WorkspaceSpe
 			why = "stopped while starting"
 		}
 		b.mu.Unlock()
+		defer release()
 		if err := b.cfg.Workspaces.Stop(context.Background(), m.name); err != nil && !errors.Is(err, workspaces.ErrNotFound) {
 			b.cfg.Logf("coderbackend: stop workspace %s: %v", m.name, err)
 		}
@@ -241,15 +257,31 @@ func (b *Backend) AgentCrashed(spec codersim.WorkspaceSpec) {
 // forget removes m from the indexes; it reports false if m was already gone.
 func (b *Backend) forget(m *machine) bool {
 	b.mu.Lock()
-	defer b.mu.Unlock()
 	if b.byID[m.id] != m {
+		b.mu.Unlock()
 		return false
 	}
 	delete(b.byID, m.id)
 	if b.agents[m.agentID] == m {
 		delete(b.agents, m.agentID)
 	}
+	b.mu.Unlock()
+	m.release()
 	return true
+}
+
+// assign gives the workspace named hostname the Coder address of agentID,
+// when the backend assigns addresses; the result releases it.
+func (b *Backend) assign(hostname, agentID string) (release func()) {
+	if b.cfg.AssignAddress == nil || agentID == "" {
+		return func() {}
+	}
+	addr, err := tailnetcoder.AgentAddr(agentID)
+	if err != nil {
+		b.cfg.Logf("coderbackend: workspace %s: %v", hostname, err)
+		return func() {}
+	}
+	return b.cfg.AssignAddress(hostname, addr)
 }
 
 func (b *Backend) stopMachine(ctx context.Context, m *machine) error {

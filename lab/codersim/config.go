@@ -3,6 +3,8 @@ package codersim
 import (
 	"fmt"
 	"time"
+
+	"github.com/cdeload/cdeload/lab/tailnetlab"
 )
 
 // Latency is a duration drawn as Fixed plus a uniform jitter in [0, Jitter).
@@ -103,6 +105,15 @@ type Config struct {
 	Version string
 	// Faults are the initial fault knobs.
 	Faults Faults
+	// Tailnet, if set, is the lab tailnet the backend's agents are on (each
+	// holding its Coder address there, see tailnetlab.Lab.AssignAddress):
+	// the simulator then serves Coder's tailnet endpoints (connection info,
+	// the coordination websocket, the DERP relay on /derp) and bridges
+	// clients to the agents (see coordinate.go).
+	Tailnet *tailnetlab.Lab
+	// DisableDirectConnections is reported in the connection info: clients
+	// then relay through DERP only.
+	DisableDirectConnections bool
 	// Logf receives diagnostic logs, such as a workspace machine that failed
 	// to start; nil logs through the standard library's log package.
 	Logf func(format string, args ...any)

@@ -47,6 +47,12 @@ func (s *Server) routes() http.Handler {
 	api("PATCH /api/v2/workspacebuilds/{workspacebuild}/cancel", s.handleCancelBuild)
 	api("GET /api/v2/workspaceagents/{workspaceagent}", s.handleGetAgent)
 	mux.Handle("GET /api/v2/workspaceagents/{workspaceagent}/pty", s.authed(s.handlePTY, true))
+	api("GET /api/v2/workspaceagents/{workspaceagent}/connection", s.handleConnectionInfo)
+	mux.Handle("GET /api/v2/workspaceagents/{workspaceagent}/coordinate", s.authed(s.handleCoordinate, true))
+	if s.cfg.Tailnet != nil {
+		mux.Handle("/derp", s.cfg.Tailnet.DERPHandler())
+		mux.Handle("/derp/", s.cfg.Tailnet.DERPHandler())
+	}
 
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "Route not found.", "")

@@ -38,6 +38,12 @@ type hub struct {
 	mu    sync.Mutex
 	seq   uint64
 	nodes map[key.NodePublic]*hubNode
+	// Coder bridge (coder.go): extra addresses by host name, watchers of
+	// nodes by extra address, and peers from outside the lab's control.
+	extraAddrs map[string]netip.Addr
+	watchers   map[netip.Addr]map[*NodeWatch]struct{}
+	external   map[tailcfg.NodeID]*ExternalPeer
+	nextExt    tailcfg.NodeID
 }
 
 // hubNode is the hub's view of one registered node.
@@ -50,6 +56,7 @@ type hubNode struct {
 	homeDERP  int
 	workspace bool
 	streams   map[*hubStream]struct{}
+	extraAddr netip.Addr // a Coder agent's address (AssignAddress), if any
 }
 
 // hubStream is one open streaming map poll.
@@ -58,7 +65,9 @@ type hubStream struct{ wake chan struct{} }
 func (n *hubNode) present() bool { return len(n.streams) > 0 }
 
 func newHub(ctl *testcontrol.Server, dm *tailcfg.DERPMap, domain string, fullMesh bool) *hub {
-	return &hub{ctl: ctl, derpMap: dm, domain: domain, fullMesh: fullMesh, nodes: map[key.NodePublic]*hubNode{}}
+	return &hub{ctl: ctl, derpMap: dm, domain: domain, fullMesh: fullMesh, nodes: map[key.NodePublic]*hubNode{},
+		extraAddrs: map[string]netip.Addr{}, watchers: map[netip.Addr]map[*NodeWatch]struct{}{},
+		external: map[tailcfg.NodeID]*ExternalPeer{}, nextExt: externalIDBase}
 }
 
 // canSee reports whether viewer's netmap includes peer.
@@ -84,6 +93,7 @@ func (h *hub) nodeLocked(k key.NodePublic) *hubNode {
 	if base.Hostinfo.Valid() {
 		n.hostinfo = base.Hostinfo.AsStruct()
 		n.workspace = hasWorkspaceTag(n.hostinfo)
+		n.extraAddr = h.extraAddrs[n.hostinfo.Hostname]
 	}
 	h.nodes[k] = n
 	return n
@@ -94,6 +104,7 @@ func (h *hub) nodeLocked(k key.NodePublic) *hubNode {
 func (h *hub) bumpLocked(n *hubNode, everyone bool) {
 	h.seq++
 	n.version = h.seq
+	h.wakeWatchersLocked(n.extraAddr)
 	for _, v := range h.nodes {
 		if !v.present() || !(v == n || everyone || h.canSee(v, n)) {
 			continue
@@ -130,6 +141,9 @@ func (h *hub) apply(req *tailcfg.MapRequest) {
 		n.workspace = hasWorkspaceTag(n.hostinfo)
 		if ni := req.Hostinfo.NetInfo; ni != nil && ni.PreferredDERP != 0 {
 			n.homeDERP = ni.PreferredDERP
+		}
+		if !n.extraAddr.IsValid() {
+			n.extraAddr = h.extraAddrs[n.hostinfo.Hostname]
 		}
 	}
 	h.bumpLocked(n, wasWorkspace != n.workspace)
@@ -235,6 +249,7 @@ func (h *hub) buildLocked(viewer *hubNode, sent map[tailcfg.NodeID]uint64, selfS
 			res.PeersChanged = append(res.PeersChanged, h.nodeViewLocked(p, false))
 		}
 	}
+	h.externalPeersLocked(viewer, first, res, sent, visible, users)
 	for id := range sent {
 		if !visible[id] {
 			delete(sent, id)
@@ -277,6 +292,11 @@ func (h *hub) nodeViewLocked(n *hubNode, self bool) *tailcfg.Node {
 	out.MachineAuthorized = true
 	out.Online = new(true)
 	out.Name = dnsLabel(out.Hostinfo.Hostname()) + "." + h.domain + "."
+	if n.extraAddr.IsValid() {
+		p := netip.PrefixFrom(n.extraAddr, n.extraAddr.BitLen())
+		out.Addresses = append(slices.Clone(out.Addresses), p)
+		out.AllowedIPs = append(slices.Clone(out.AllowedIPs), p)
+	}
 	out.Capabilities = nil
 	out.CapMap = nil
 	if self {

@@ -52,6 +52,10 @@ type WorkspaceSpec struct {
 	// Hostname, if set, is the tailnet host name instead of Name (same
 	// rules).
 	Hostname string
+	// AgentSSH also serves SSH on tailnet port [AgentSSHPort] without
+	// client authentication (the tailnet is the authentication), as a
+	// Coder agent does. It is ignored with a custom Config.Handler.
+	AgentSSH bool
 }
 
 var nameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
@@ -71,6 +75,7 @@ type Workspace struct {
 	info   tailnet.UpInfo
 	ln     net.Listener
 	ssh    *sshserver.Server // nil with a custom Handler
+	agent  *agentSSH         // port AgentSSHPort, with WorkspaceSpec.AgentSSH
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
@@ -87,6 +92,15 @@ const crashGrace = 250 * time.Millisecond
 
 // SSHPort is the tailnet port workspaces serve SSH on.
 const SSHPort = 22
+
+// AgentSSHPort is the tailnet port of a Coder agent's SSH server.
+const AgentSSHPort = 1
+
+// agentSSH is the SSH server of a workspace's Coder agent.
+type agentSSH struct {
+	ln  net.Listener
+	srv *sshserver.Server
+}
 
 // Start starts a workspace and returns once it is reachable: its node is up
 // with a home DERP and its SSH port is listening. ctx bounds the start.
@@ -138,17 +152,43 @@ func Start(ctx context.Context, cfg Config, spec WorkspaceSpec) (*Workspace, err
 		node.Close()
 		return nil, fmt.Errorf("workspaces: start %s: %w", spec.Name, err)
 	}
+	var agent *agentSSH
+	if spec.AgentSSH && cfg.Handler == nil {
+		if agent, err = startAgentSSH(node, cfg); err != nil {
+			ln.Close()
+			node.Close()
+			return nil, fmt.Errorf("workspaces: start %s: %w", spec.Name, err)
+		}
+	}
 	sctx, cancel := context.WithCancel(context.Background())
-	w := &Workspace{name: spec.Name, node: node, info: info, ln: ln, ssh: srv, cancel: cancel,
+	w := &Workspace{name: spec.Name, node: node, info: info, ln: ln, ssh: srv, agent: agent, cancel: cancel,
 		conns: map[net.Conn]struct{}{}, done: make(chan struct{})}
-	w.wg.Go(func() { w.accept(sctx, handler) })
+	w.wg.Go(func() { w.accept(sctx, w.ln, handler) })
+	if agent != nil {
+		w.wg.Go(func() { w.accept(sctx, agent.ln, agent.srv) })
+	}
 	return w, nil
 }
 
-// accept serves connections until the listener closes.
-func (w *Workspace) accept(ctx context.Context, h ConnHandler) {
+// startAgentSSH listens on AgentSSHPort with an SSH server that accepts
+// every client.
+func startAgentSSH(node *tailnet.Node, cfg Config) (*agentSSH, error) {
+	srv, err := sshserver.New(sshserver.Config{HostKey: cfg.Credentials.HostSigner, NoClientAuth: true, Logf: cfg.Logf})
+	if err != nil {
+		return nil, fmt.Errorf("agent SSH server: %w", err)
+	}
+	ln, err := node.Listen("tcp", fmt.Sprintf(":%d", AgentSSHPort))
+	if err != nil {
+		srv.Close()
+		return nil, err
+	}
+	return &agentSSH{ln: ln, srv: srv}, nil
+}
+
+// accept serves connections on ln until it closes.
+func (w *Workspace) accept(ctx context.Context, ln net.Listener, h ConnHandler) {
 	for {
-		c, err := w.ln.Accept()
+		c, err := ln.Accept()
 		if err != nil {
 			return
 		}
@@ -214,6 +254,9 @@ func (w *Workspace) shutdown(crash bool) error {
 
 	var errs []error
 	w.ln.Close()
+	if w.agent != nil {
+		w.agent.ln.Close()
+	}
 	if crash {
 		for _, c := range conns {
 			c.Close()
@@ -221,9 +264,16 @@ func (w *Workspace) shutdown(crash bool) error {
 		if len(conns) > 0 {
 			time.Sleep(crashGrace)
 		}
-	} else if w.ssh != nil {
-		if err := w.ssh.Close(); err != nil {
-			errs = append(errs, fmt.Errorf("workspaces: %s: close SSH server: %w", w.name, err))
+	} else {
+		if w.ssh != nil {
+			if err := w.ssh.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("workspaces: %s: close SSH server: %w", w.name, err))
+			}
+		}
+		if w.agent != nil {
+			if err := w.agent.srv.Close(); err != nil {
+				errs = append(errs, fmt.Errorf("workspaces: %s: close the agent's SSH server: %w", w.name, err))
+			}
 		}
 	}
 	w.cancel()
@@ -237,6 +287,14 @@ func (w *Workspace) shutdown(crash bool) error {
 	w.err = errors.Join(errs...)
 	close(w.done)
 	return w.err
+}
+
+// NumConns is the number of connections the workspace's SSH servers are
+// serving.
+func (w *Workspace) NumConns() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.conns)
 }
 
 // NumPeers is the number of peers in the workspace node's netmap (with

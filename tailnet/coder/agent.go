@@ -138,7 +138,7 @@ func (a *agent) send(r *coordinateRequest) error {
 	if a.stream == nil {
 		return nil
 	}
-	if err := a.stream.MsgSend(&rawMessage{b: r.marshal()}, rawEncoding{}); err != nil {
+	if err := a.stream.MsgSend(&rawMessage{B: r.Marshal()}, rawEncoding{}); err != nil {
 		return fmt.Errorf("coder tailnet: coordinate with agent %s: send: %w", a.id, err)
 	}
 	return nil
@@ -162,7 +162,7 @@ func (a *agent) recvLoop() {
 			return
 		}
 		var res coordinateResponse
-		if err := res.unmarshal(m.b); err != nil {
+		if err := res.Unmarshal(m.B); err != nil {
 			a.stop(fmt.Errorf("coder tailnet: agent %s: bad coordinate response: %w", a.id, err))
 			return
 		}
@@ -200,7 +200,7 @@ func (a *agent) streamDERPMaps() {
 		return
 	}
 	defer end()
-	if err := st.MsgSend(&rawMessage{b: nil}, rawEncoding{}); err != nil {
+	if err := st.MsgSend(&rawMessage{B: nil}, rawEncoding{}); err != nil {
 		return
 	}
 	for {
@@ -209,11 +209,11 @@ func (a *agent) streamDERPMaps() {
 			return
 		}
 		var pm protoDERPMap
-		if err := pm.unmarshal(m.b); err != nil {
+		if err := pm.Unmarshal(m.B); err != nil {
 			a.c.logf("coder tailnet: bad DERP map update: %v", err)
 			continue
 		}
-		dm, err := a.c.derpMap(pm.toJSON())
+		dm, err := a.c.derpMap(pm.JSON())
 		if err != nil {
 			a.c.logf("coder tailnet: DERP map update: %v", err)
 			continue
@@ -225,22 +225,6 @@ func (a *agent) streamDERPMaps() {
 			ctl.setDERPMap(dm)
 		}
 	}
-}
-
-// toJSON converts a streamed DERP map to the connection-info form.
-func (m *protoDERPMap) toJSON() jsonDERPMap {
-	out := jsonDERPMap{Regions: map[int]*jsonDERPRegion{}}
-	for id, r := range m.Regions {
-		jr := &jsonDERPRegion{EmbeddedRelay: r.EmbeddedRelay, RegionID: int(id), RegionCode: r.RegionCode, RegionName: r.RegionName, Avoid: r.Avoid}
-		for _, n := range r.Nodes {
-			jr.Nodes = append(jr.Nodes, &jsonDERPNode{
-				Name: n.Name, RegionID: int(n.RegionID), HostName: n.HostName, IPv4: n.IPv4, STUNOnly: n.STUNOnly,
-				DERPPort: int(n.DERPPort), ForceHTTP: n.ForceHTTP,
-			})
-		}
-		out.Regions[int(id)] = jr
-	}
-	return out
 }
 
 // setNode records the agent's node and publishes it once ready.

@@ -20,39 +20,6 @@ type apiClient struct {
 	http  *http.Client
 }
 
-// connectionInfo is GET /api/v2/workspaceagents/{id}/connection.
-type connectionInfo struct {
-	DERPMap                  jsonDERPMap `json:"derp_map"`
-	DERPForceWebsockets      bool        `json:"derp_force_websockets"`
-	DisableDirectConnections bool        `json:"disable_direct_connections"`
-	HostnameSuffix           string      `json:"hostname_suffix"`
-}
-
-// jsonDERPMap is the DERP map as coderd renders it (tailcfg's JSON plus
-// the fields of Coder's fork that upstream tailcfg does not know).
-type jsonDERPMap struct {
-	Regions map[int]*jsonDERPRegion `json:"Regions"`
-}
-
-type jsonDERPRegion struct {
-	EmbeddedRelay bool            `json:"EmbeddedRelay"`
-	RegionID      int             `json:"RegionID"`
-	RegionCode    string          `json:"RegionCode"`
-	RegionName    string          `json:"RegionName"`
-	Avoid         bool            `json:"Avoid"`
-	Nodes         []*jsonDERPNode `json:"Nodes"`
-}
-
-type jsonDERPNode struct {
-	Name      string `json:"Name"`
-	RegionID  int    `json:"RegionID"`
-	HostName  string `json:"HostName"`
-	IPv4      string `json:"IPv4"`
-	STUNOnly  bool   `json:"STUNOnly"`
-	DERPPort  int    `json:"DERPPort"`
-	ForceHTTP bool   `json:"ForceHTTP"`
-}
-
 // connectionInfo fetches the tailnet connection info for agentID.
 func (a *apiClient) connectionInfo(ctx context.Context, agentID string) (*connectionInfo, error) {
 	u, err := a.base.Parse("/api/v2/workspaceagents/" + url.PathEscape(agentID) + "/connection")

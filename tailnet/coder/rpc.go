@@ -13,42 +13,11 @@ import (
 	"storj.io/drpc/drpcconn"
 )
 
-// RPC names of Coder's tailnet service (package coder.tailnet.v2).
-const (
-	rpcCoordinate     = "/coder.tailnet.v2.Tailnet/Coordinate"
-	rpcStreamDERPMaps = "/coder.tailnet.v2.Tailnet/StreamDERPMaps"
-)
-
 // apiVersion is the tailnet API version asked for: 2.0 has Coordinate and
 // StreamDERPMaps, which is all a single-agent client needs (resume tokens,
 // 2.3, are not used: a dropped coordination ends the agent's connections
 // and the next dial coordinates afresh).
 const apiVersion = "2.0"
-
-// rawMessage is a protobuf message already encoded (requests) or to be
-// decoded by its owner (responses).
-type rawMessage struct{ b []byte }
-
-// rawEncoding passes rawMessage bytes through; messages are encoded and
-// decoded by the types in proto.go.
-type rawEncoding struct{}
-
-func (rawEncoding) Marshal(msg drpc.Message) ([]byte, error) {
-	m, ok := msg.(*rawMessage)
-	if !ok {
-		return nil, fmt.Errorf("coder tailnet: cannot encode %T", msg)
-	}
-	return m.b, nil
-}
-
-func (rawEncoding) Unmarshal(buf []byte, msg drpc.Message) error {
-	m, ok := msg.(*rawMessage)
-	if !ok {
-		return fmt.Errorf("coder tailnet: cannot decode into %T", msg)
-	}
-	m.b = append(m.b[:0], buf...)
-	return nil
-}
 
 // session is one tailnet API websocket: yamux over the websocket, one
 // yamux stream (and dRPC connection) per RPC.
