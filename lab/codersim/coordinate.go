@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/netip"
 	"strconv"
@@ -49,7 +48,7 @@ func (s *Server) handleConnectionInfo(w http.ResponseWriter, r *http.Request, ca
 		return
 	}
 	writeJSON(w, http.StatusOK, coderproto.ConnectionInfo{
-		DERPMap:                  s.derpMapJSON(r.Host),
+		DERPMap:                  s.derpMapJSON(),
 		DisableDirectConnections: s.cfg.DisableDirectConnections,
 		HostnameSuffix:           "coder",
 	})
@@ -68,23 +67,22 @@ func (s *Server) accessibleAgent(w http.ResponseWriter, r *http.Request, caller 
 	return a, true
 }
 
-// derpMapJSON renders the lab's DERP map as coderd does for its embedded
-// relay: the relay is on the access URL (host) over plain HTTP.
-func (s *Server) derpMapJSON(host string) coderproto.JSONDERPMap {
-	hostname, port := host, 80
-	if h, p, err := net.SplitHostPort(host); err == nil {
-		hostname = h
-		port, _ = strconv.Atoi(p)
-	}
+// derpMapJSON renders the lab's DERP map as coderd does for a separate
+// (not embedded) relay: the lab's relay on loopback over https, which
+// Coder's clients dial directly. (The simulator also serves the relay on
+// /derp over plain HTTP, as coderd's embedded relay is, but does not
+// advertise it: a plain-HTTP relay costs cdeload's upstream DERP client a
+// TLS proxy hop per packet.)
+func (s *Server) derpMapJSON() coderproto.JSONDERPMap {
 	out := coderproto.JSONDERPMap{Regions: map[int]*coderproto.JSONDERPRegion{}}
 	for id, r := range s.cfg.Tailnet.DERPMap().Regions {
-		jr := &coderproto.JSONDERPRegion{EmbeddedRelay: true, RegionID: id, RegionCode: r.RegionCode, RegionName: r.RegionName}
+		jr := &coderproto.JSONDERPRegion{RegionID: id, RegionCode: r.RegionCode, RegionName: r.RegionName}
 		for _, n := range r.Nodes {
 			if n.STUNOnly {
 				continue
 			}
-			jr.Nodes = append(jr.Nodes, &coderproto.JSONDERPNode{Name: n.Name, RegionID: id, HostName: hostname,
-				IPv4: hostname, DERPPort: port, ForceHTTP: true})
+			jr.Nodes = append(jr.Nodes, &coderproto.JSONDERPNode{Name: n.Name, RegionID: id, HostName: n.HostName,
+				IPv4: n.IPv4, DERPPort: n.DERPPort})
 		}
 		out.Regions[id] = jr
 	}
@@ -127,7 +125,7 @@ func (s *Server) handleCoordinate(w http.ResponseWriter, r *http.Request, caller
 	}
 	stop := context.AfterFunc(ctx, func() { mux.Close() })
 	defer stop()
-	h := &tailnetRPC{s: s, agentID: a.id, host: r.Host}
+	h := &tailnetRPC{s: s, agentID: a.id}
 	_ = drpcserver.New(h).Serve(ctx, mux)
 	mux.Close()
 	_ = ws.CloseNow()
@@ -137,7 +135,6 @@ func (s *Server) handleCoordinate(w http.ResponseWriter, r *http.Request, caller
 type tailnetRPC struct {
 	s       *Server
 	agentID string // the agent of the websocket's URL: the only tunnel allowed
-	host    string // the Host the websocket was opened on (the access URL's)
 }
 
 // HandleRPC implements drpc.Handler.
@@ -158,7 +155,7 @@ func (h *tailnetRPC) streamDERPMaps(st drpc.Stream) error {
 	if err := st.MsgRecv(&req, coderproto.Encoding{}); err != nil {
 		return err
 	}
-	m := h.s.derpMapJSON(h.host).Proto()
+	m := h.s.derpMapJSON().Proto()
 	if err := st.MsgSend(&coderproto.Raw{B: m.Marshal()}, coderproto.Encoding{}); err != nil {
 		return err
 	}

@@ -8,7 +8,6 @@ import (
 	"net/netip"
 	"os"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -102,22 +101,31 @@ func (c *coordClient) send(r coderproto.CoordinateRequest) {
 func (c *coordClient) next() (coderproto.PeerUpdate, string) {
 	c.t.Helper()
 	for {
+		var r coderproto.CoordinateResponse
 		select {
-		case r := <-c.rcv:
-			if r.Error != "" {
-				return coderproto.PeerUpdate{}, r.Error
-			}
-			if len(r.PeerUpdates) > 0 {
-				u := r.PeerUpdates[0]
-				if len(r.PeerUpdates) > 1 {
-					go func() { c.rcv <- coderproto.CoordinateResponse{PeerUpdates: r.PeerUpdates[1:]} }()
-				}
-				return u, ""
-			}
+		case r = <-c.rcv:
 		case err := <-c.end:
-			c.t.Fatalf("coordination ended: %v", err)
+			// The reader queues a response before it reports the end: a
+			// response sent just before the server ended the stream is
+			// still to be read.
+			select {
+			case r = <-c.rcv:
+				c.end <- err
+			default:
+				c.t.Fatalf("coordination ended: %v", err)
+			}
 		case <-time.After(15 * time.Second):
 			c.t.Fatal("no peer update within 15 s")
+		}
+		if r.Error != "" {
+			return coderproto.PeerUpdate{}, r.Error
+		}
+		if len(r.PeerUpdates) > 0 {
+			u := r.PeerUpdates[0]
+			if len(r.PeerUpdates) > 1 {
+				go func() { c.rcv <- coderproto.CoordinateResponse{PeerUpdates: r.PeerUpdates[1:]} }()
+			}
+			return u, ""
 		}
 	}
 }
@@ -219,11 +227,11 @@ func TestConnectionInfo(t *testing.T) {
 	if err := json.Unmarshal(raw, &ci); err != nil {
 		t.Fatal(err)
 	}
-	port := strings.TrimPrefix(l.s.URL, "http://127.0.0.1:")
+	relay := l.tl.DERPMap().Regions[1].Nodes[0]
 	r := ci.DERPMap.Regions[1]
-	if r == nil || !r.EmbeddedRelay || len(r.Nodes) != 1 || !r.Nodes[0].ForceHTTP || strconv.Itoa(r.Nodes[0].DERPPort) != port ||
+	if r == nil || r.EmbeddedRelay || len(r.Nodes) != 1 || r.Nodes[0].ForceHTTP || r.Nodes[0].HostName != "127.0.0.1" || r.Nodes[0].DERPPort != relay.DERPPort ||
 		ci.DisableDirectConnections || ci.HostnameSuffix != "coder" {
-		t.Fatalf("connection info %s: want region 1, the embedded relay on the simulator's port %s over HTTP, direct connections allowed", raw, port)
+		t.Fatalf("connection info %s: want region 1, the lab's relay on 127.0.0.1:%d over https, direct connections allowed", raw, relay.DERPPort)
 	}
 	if st, _, _, _ := l.c.do("GET", "/api/v2/workspaceagents/"+newUUID()+"/connection", nil); st != 404 {
 		t.Errorf("connection info of an unknown agent: %d, want 404", st)
@@ -363,8 +371,8 @@ func TestStreamDERPMaps(t *testing.T) {
 	if err := dm.Unmarshal(m.B); err != nil {
 		t.Fatal(err)
 	}
-	port := strings.TrimPrefix(l.s.URL, "http://127.0.0.1:")
-	if r, ok := dm.Regions[1]; !ok || !r.EmbeddedRelay || len(r.Nodes) != 1 || !r.Nodes[0].ForceHTTP || strconv.Itoa(int(r.Nodes[0].DERPPort)) != port {
-		t.Fatalf("streamed DERP map %+v: want region 1 with the embedded relay over HTTP on the websocket's port %s", dm, port)
+	relay := l.tl.DERPMap().Regions[1].Nodes[0]
+	if r, ok := dm.Regions[1]; !ok || r.EmbeddedRelay || len(r.Nodes) != 1 || r.Nodes[0].ForceHTTP || int(r.Nodes[0].DERPPort) != relay.DERPPort {
+		t.Fatalf("streamed DERP map %+v: want region 1 with the lab's relay over https on port %d", dm, relay.DERPPort)
 	}
 }

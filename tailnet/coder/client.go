@@ -195,8 +195,9 @@ func (c *Client) up(ctx context.Context, agentID string) (tailnet.UpInfo, error)
 
 // derpMap turns coderd's DERP map into the node's. A relay served over
 // https is dialled directly, as any Tailscale DERP node is: TLS to its host,
-// verified against the system's roots (SSL_CERT_FILE adds more). A relay
-// served over plain http (an http:// access URL, or ForceHTTP) is reached
+// verified against the system's roots (SSL_CERT_FILE adds more), except on
+// a loopback address (a lab's relay, a test's). A relay served over plain
+// http (an http:// access URL, or ForceHTTP) is reached
 // through a loopback TLS proxy, since upstream's DERP client speaks only
 // TLS (see [derpProxy]). STUN is never used: the node never sends UDP off
 // the machine to discover its address.
@@ -245,6 +246,11 @@ func (c *Client) derpNode(region int, embedded bool, n *jsonDERPNode) (*tailcfg.
 			} else {
 				node.IPv4, node.IPv6 = "none", ip.String()
 			}
+			// A relay on this machine (a lab, a test) has no certificate
+			// a public root vouches for. WireGuard authenticates and
+			// encrypts what the relay carries end to end, so its TLS is
+			// only the transport's privacy, which loopback does not need.
+			node.InsecureForTests = ip.IsLoopback()
 		}
 		return node, nil
 	}
