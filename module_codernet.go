@@ -98,8 +98,9 @@ func (mi *instance) connectCoder(ctx context.Context, e *emitter, o sshOpts, a c
 // over its deployment's own tailnet: every real Coder workspace, and a
 // lab's when the lab's Coder simulator serves Coder's tailnet endpoints
 // (its agents then join through its coordinator, so the same client code
-// runs as against a real Coder).
+// runs as against a real Coder). A lab workspace without an agent (a
+// Kubernetes pod of the lab's) stays on the lab's tailnet.
 func (r *RootModule) coderHost(host string) (coderAddr, bool) {
 	a, ok := r.coderAddrOf(host)
-	return a, ok && (a.lab == nil || a.lab.info().CoderTailnet)
+	return a, ok && (a.lab == nil || (a.agentID != "" && a.lab.info().CoderTailnet))
 }
