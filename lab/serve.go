@@ -14,7 +14,7 @@ import (
 // bytes of allocation, checked every trimInterval (see memtrim.go): a
 // collection costs the lab ~0.1-0.3 s of CPU with 500 workspaces (their
 // goroutine stacks), so at most one per interval; under 3000 echo frames/s
-// the garbage between two stays near 150 MB.
+// the garbage between two is 50-150 MB.
 const (
 	trimInterval = 10 * time.Second
 	trimBudget   = 64 << 20
