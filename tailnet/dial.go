@@ -62,6 +62,9 @@ func (n *Node) Dial(ctx context.Context, network, addr string) (net.Conn, DialIn
 	if ip, err := netip.ParseAddr(host); err == nil && !isTailnetIP(ip) {
 		return nil, DialInfo{}, fmt.Errorf("tailnet: dial %s: %s is not a tailnet address: %w", addr, ip, ErrNotPeer)
 	}
+	if n.cfg.ListenOnly {
+		return nil, DialInfo{}, fmt.Errorf("tailnet: dial %s: %w", addr, ErrListenOnly)
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	stop := context.AfterFunc(n.closeCtx, cancel)
@@ -113,6 +116,9 @@ func (n *Node) Path(ctx context.Context, peerAddr string) (Path, error) {
 	}
 	if err := ctx.Err(); err != nil {
 		return PathUnknown, err
+	}
+	if n.cfg.ListenOnly {
+		return PathUnknown, fmt.Errorf("tailnet: path to %q: %w", peerAddr, ErrListenOnly)
 	}
 	p, ok := n.peers.lookup(peerAddr)
 	if !ok {

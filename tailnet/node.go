@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"tailscale.com/client/local"
 	"tailscale.com/ipn/store/mem"
 	"tailscale.com/tsnet"
 )
@@ -39,7 +40,18 @@ type Config struct {
 	AdvertiseTags []string
 	// Logf, if set, receives the node's verbose backend logs. Nil discards.
 	Logf func(format string, args ...any)
+	// ListenOnly makes a node that only accepts connections, like a lab
+	// workspace: it does not keep an index of its peers (no IPN bus watch,
+	// which costs every node a LocalAPI connection, its goroutines and
+	// buffers, and a JSON round trip on every netmap change). Dial and Path
+	// fail with ErrListenOnly; NumPeers asks the node's backend each time.
+	// It is still a full tailnet peer with its own keys and WireGuard.
+	ListenOnly bool
 }
+
+// ErrListenOnly is returned (wrapped) by Dial and Path on a node created
+// with Config.ListenOnly.
+var ErrListenOnly = errors.New("node is listen-only (Config.ListenOnly): it does not track its peers")
 
 // validate checks the configuration.
 func (c Config) validate() error {
@@ -238,23 +250,10 @@ func (n *Node) up(ctx context.Context) (UpInfo, error) {
 	if err != nil {
 		return UpInfo{}, fmt.Errorf("tailnet: node %q: local client: %w", n.cfg.Hostname, err)
 	}
-	wctx, wcancel := context.WithCancel(context.Background())
-	n.mu.Lock()
-	n.watchStop = wcancel
-	n.watchDone = make(chan struct{})
-	done := n.watchDone
-	n.mu.Unlock()
-	go func() {
-		defer close(done)
-		n.peers.watch(wctx, lc, n.logf)
-	}()
-	// Return only once the watch is established and has the netmap: Dial
-	// right after Up then sees every peer, and Close never cancels the
-	// LocalAPI request in flight (which would stall Close for 5 s).
-	select {
-	case <-n.peers.primed:
-	case <-ctx.Done():
-		return UpInfo{}, fmt.Errorf("tailnet: node %q: wait for netmap: %w", n.cfg.Hostname, ctx.Err())
+	if !n.cfg.ListenOnly {
+		if err := n.startPeerWatch(ctx, lc); err != nil {
+			return UpInfo{}, err
+		}
 	}
 	st, err := lc.StatusWithoutPeers(ctx)
 	if err != nil {
@@ -272,6 +271,29 @@ func (n *Node) up(ctx context.Context) (UpInfo, error) {
 		return UpInfo{}, fmt.Errorf("tailnet: node %q: keep outside packets out: %w", n.cfg.Hostname, err)
 	}
 	return UpInfo{Duration: time.Since(start), HomeDERP: home, IPs: ips}, nil
+}
+
+// startPeerWatch starts the goroutine that keeps the node's peer index in
+// sync with its netmap, and returns once it has the first netmap: Dial
+// right after Up then sees every peer, and Close never cancels the
+// LocalAPI request in flight (which would stall Close for 5 s).
+func (n *Node) startPeerWatch(ctx context.Context, lc *local.Client) error {
+	wctx, wcancel := context.WithCancel(context.Background())
+	n.mu.Lock()
+	n.watchStop = wcancel
+	n.watchDone = make(chan struct{})
+	done := n.watchDone
+	n.mu.Unlock()
+	go func() {
+		defer close(done)
+		n.peers.watch(wctx, lc, n.logf)
+	}()
+	select {
+	case <-n.peers.primed:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("tailnet: node %q: wait for netmap: %w", n.cfg.Hostname, ctx.Err())
+	}
 }
 
 // waitIPs polls until the node has its netmap and tailnet addresses. It
@@ -396,8 +418,31 @@ func (n *Node) Addr() netip.Addr {
 	return netip.Addr{}
 }
 
-// NumPeers returns the number of peers in the node's netmap.
-func (n *Node) NumPeers() int { return n.peers.count() }
+// NumPeers returns the number of peers in the node's netmap (0 before Up).
+// A listen-only node asks its backend, bounded by numPeersTimeout.
+func (n *Node) NumPeers() int {
+	if !n.cfg.ListenOnly {
+		return n.peers.count()
+	}
+	if n.checkUp("count peers") != nil {
+		return 0
+	}
+	lc, err := n.srv.LocalClient()
+	if err != nil {
+		return 0
+	}
+	ctx, cancel := context.WithTimeout(n.closeCtx, numPeersTimeout)
+	defer cancel()
+	st, err := lc.Status(ctx)
+	if err != nil {
+		n.logf("tailnet: node %q: count peers: %v", n.cfg.Hostname, err)
+		return 0
+	}
+	return len(st.Peer)
+}
+
+// numPeersTimeout bounds a listen-only node's NumPeers.
+const numPeersTimeout = 5 * time.Second
 
 // Close leaves the tailnet and removes the node's state directory. TCP
 // connections dialled or accepted through the node that are still open are

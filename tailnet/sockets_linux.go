@@ -4,11 +4,11 @@ package tailnet
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/hex"
 	"fmt"
 	"net/netip"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"unsafe"
@@ -26,44 +26,128 @@ type kernelSocket struct {
 }
 
 // kernelSockets lists the process's IP sockets whose local port is in
-// ports.
+// ports. Every node of a process runs it once at start, and the lab runs
+// hundreds of nodes, each with its sockets in /proc: it reads /proc line by
+// line and descriptor by descriptor without allocating for those that do
+// not match, so that a lab's start is not quadratic in garbage.
 func kernelSockets(ports map[uint16]bool) ([]kernelSocket, error) {
-	byInode := map[string]kernelSocket{}
+	byInode := map[uint64]kernelSocket{}
 	for _, proto := range []string{"tcp", "tcp6", "udp", "udp6"} {
 		if err := readProcNet(proto, ports, byInode); err != nil {
 			return nil, err
 		}
 	}
-	fds, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		return nil, fmt.Errorf("list file descriptors: %w", err)
+	if len(byInode) == 0 {
+		return nil, nil
 	}
 	var out []kernelSocket
-	for _, e := range fds {
-		link, err := os.Readlink(filepath.Join("/proc/self/fd", e.Name()))
-		if err != nil {
-			continue // closed meanwhile
+	err := eachFD(func(fd int) {
+		var st unix.Stat_t
+		if unix.Fstat(fd, &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFSOCK {
+			return // closed meanwhile, or not a socket
 		}
-		inode, ok := strings.CutPrefix(link, "socket:[")
-		if !ok {
-			continue
+		if s, ok := byInode[st.Ino]; ok {
+			s.fd = fd
+			out = append(out, s)
 		}
-		s, ok := byInode[strings.TrimSuffix(inode, "]")]
-		if !ok {
-			continue
-		}
-		s.fd, err = strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		out = append(out, s)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list file descriptors: %w", err)
 	}
 	return out, nil
 }
 
+// eachFD calls fn with every open file descriptor of the process (as
+// /proc/self/fd lists them; the directory's own descriptor included).
+func eachFD(fn func(fd int)) error {
+	dir, err := unix.Open("/proc/self/fd", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(dir)
+	buf := make([]byte, 16<<10)
+	for {
+		n, err := unix.Getdents(dir, buf)
+		if err != nil {
+			return err
+		}
+		if n <= 0 {
+			return nil
+		}
+		// struct linux_dirent64: ino u64, off s64, reclen u16, type u8, name.
+		for b := buf[:n]; len(b) >= 19; {
+			reclen := int(b[16]) | int(b[17])<<8
+			if reclen < 19 || reclen > len(b) {
+				return fmt.Errorf("bad directory entry length %d", reclen)
+			}
+			if fd, ok := atoiBytes(b[19:reclen]); ok {
+				fn(fd)
+			}
+			b = b[reclen:]
+		}
+	}
+}
+
+// atoiBytes parses the decimal number at the start of b, up to a NUL
+// byte; "." and ".." are not numbers.
+func atoiBytes(b []byte) (int, bool) {
+	v, digits := 0, 0
+	for _, c := range b {
+		if c == 0 {
+			break
+		}
+		if c < '0' || c > '9' || digits > 9 {
+			return 0, false
+		}
+		v = v*10 + int(c-'0')
+		digits++
+	}
+	return v, digits > 0
+}
+
+// procField returns the i-th whitespace-separated field of line.
+func procField(line []byte, i int) []byte {
+	for {
+		for len(line) > 0 && (line[0] == ' ' || line[0] == '\t') {
+			line = line[1:]
+		}
+		end := 0
+		for end < len(line) && line[end] != ' ' && line[end] != '\t' {
+			end++
+		}
+		if i == 0 || end == 0 {
+			return line[:end]
+		}
+		line, i = line[end:], i-1
+	}
+}
+
+// procPort returns the port of a /proc/net "ADDR:PORT" field (hex).
+func procPort(f []byte) (uint16, bool) {
+	colon := bytes.LastIndexByte(f, ':')
+	if colon < 0 || len(f)-colon-1 != 4 {
+		return 0, false
+	}
+	var port uint16
+	for _, c := range f[colon+1:] {
+		switch {
+		case c >= '0' && c <= '9':
+			c -= '0'
+		case c >= 'A' && c <= 'F':
+			c -= 'A' - 10
+		case c >= 'a' && c <= 'f':
+			c -= 'a' - 10
+		default:
+			return 0, false
+		}
+		port = port<<4 | uint16(c)
+	}
+	return port, true
+}
+
 // readProcNet adds the sockets of /proc/self/net/<proto> on ports to
 // byInode.
-func readProcNet(proto string, ports map[uint16]bool, byInode map[string]kernelSocket) error {
+func readProcNet(proto string, ports map[uint16]bool, byInode map[uint64]kernelSocket) error {
 	f, err := os.Open("/proc/self/net/" + proto)
 	if err != nil {
 		if os.IsNotExist(err) { // no IPv6
@@ -75,19 +159,19 @@ func readProcNet(proto string, ports map[uint16]bool, byInode map[string]kernelS
 	sc := bufio.NewScanner(f)
 	sc.Scan() // header
 	for sc.Scan() {
-		fields := strings.Fields(sc.Text())
-		if len(fields) < 10 {
+		line := sc.Bytes()
+		if port, ok := procPort(procField(line, 1)); !ok || !ports[port] {
 			continue
 		}
-		local, err := parseProcAddr(fields[1])
-		if err != nil || !ports[local.Port()] {
-			continue
-		}
-		inode, err := strconv.ParseUint(fields[9], 10, 64)
+		local, err := parseProcAddr(string(procField(line, 1)))
 		if err != nil {
 			continue
 		}
-		byInode[fields[9]] = kernelSocket{proto: proto, local: local, inode: inode}
+		inode, err := strconv.ParseUint(string(procField(line, 9)), 10, 64)
+		if err != nil {
+			continue
+		}
+		byInode[inode] = kernelSocket{proto: proto, local: local, inode: inode}
 	}
 	return sc.Err()
 }

@@ -16,6 +16,7 @@ import (
 	// Result outputs (-o json, csv, experimental-prometheus-rw).
 	_ "github.com/cdeload/cdeload/engine/output/all"
 	"github.com/cdeload/cdeload/internal/cpuprofile"
+	"github.com/cdeload/cdeload/internal/pprofhttp"
 	"github.com/cdeload/cdeload/tailnet"
 )
 
@@ -69,8 +70,17 @@ func main() {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(2)
 	}
+	pprofAddr, stopPprof, err := pprofhttp.ServeFromEnv()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	if pprofAddr != "" {
+		fmt.Fprintf(os.Stderr, "cdeload: pprof on http://%s/debug/pprof/\n", pprofAddr)
+	}
 	code := dispatch(context.Background(), &stdio{in: os.Stdin, out: os.Stdout, errOut: os.Stderr, env: env}, os.Args)
 	stopProfile()
+	stopPprof()
 	exit(code)
 }
 

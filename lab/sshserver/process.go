@@ -162,16 +162,29 @@ func lookupEnv(env []string, name string) (string, bool) {
 	return "", false
 }
 
+// Buffer sizes of cat: an echo session (small frames) keeps the small one;
+// the first read that fills it switches to the large one for bulk data.
+const (
+	catSmallBuf = 2 << 10
+	catLargeBuf = 32 << 10
+)
+
 // cat copies stdin to stdout until EOF, throttled to p.rate bytes/s if set.
 func (p *process) cat() int {
-	buf := make([]byte, 32<<10)
-	if p.rate > 0 && p.rate < len(buf) {
-		buf = buf[:max(p.rate/10, 1)] // keep throttled chunks near 100ms
+	buf := make([]byte, catSmallBuf)
+	if p.rate > 0 {
+		buf = make([]byte, catLargeBuf)
+		if p.rate < catLargeBuf {
+			buf = buf[:max(p.rate/10, 1)] // keep throttled chunks near 100ms
+		}
 	}
 	start := time.Now()
 	var total int64
 	for {
 		n, err := p.stdin.Read(buf)
+		if n == len(buf) && n < catLargeBuf && p.rate == 0 {
+			buf = append(buf, make([]byte, catLargeBuf-n)...)
+		}
 		if n > 0 {
 			if _, werr := p.stdout.Write(buf[:n]); werr != nil {
 				return 1

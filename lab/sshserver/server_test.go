@@ -6,6 +6,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"strings"
@@ -124,6 +125,16 @@ func TestNewValidates(t *testing.T) {
 	}
 }
 
+// bulk is stdin larger than cat's buffers, with no repeating period that
+// would hide a reordered or lost chunk.
+var bulk = func() string {
+	var b strings.Builder
+	for i := 0; b.Len() < 3*catLargeBuf+77; i++ {
+		fmt.Fprintf(&b, "%d,", i)
+	}
+	return b.String()
+}()
+
 func TestCommands(t *testing.T) {
 	f := newFixture(t, nil)
 	c := f.dial(t)
@@ -138,6 +149,8 @@ func TestCommands(t *testing.T) {
 		{cmd: "exit 3", code: 3},
 		{cmd: "sh -c 'exit 42'", code: 42},
 		{cmd: "cat", stdin: "some input\nmore", stdout: "some input\nmore"},
+		// Past cat's small buffer: it switches to the large one mid-stream.
+		{cmd: "cat", stdin: bulk, stdout: bulk},
 		{cmd: "sleep 0.01"},
 		{cmd: "nosuchcmd x", stderr: "nosuchcmd: command not found\n", code: 127},
 		{cmd: "echo a | cat", stderr: "sh: unsupported shell syntax '|': only simple commands are supported\n", code: 2},

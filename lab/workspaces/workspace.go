@@ -138,6 +138,8 @@ func Start(ctx context.Context, cfg Config, spec WorkspaceSpec) (*Workspace, err
 		Hostname:      hostname,
 		AdvertiseTags: []string{tailnetlab.WorkspaceTag},
 		Logf:          cfg.Logf,
+		// A workspace only accepts connections: no peer index to keep.
+		ListenOnly: true,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("workspaces: %s: %w", spec.Name, err)
