@@ -208,7 +208,9 @@ func (s *Server) handleWorkspaceByOwnerAndName(w http.ResponseWriter, r *http.Re
 }
 
 func (s *Server) handleListWorkspaces(w http.ResponseWriter, r *http.Request, caller *user) {
-	filters, free, ok := parseQuery(w, r.URL.Query().Get("q"), "owner", "name", "template", "status")
+	// As coderd: the query is case-insensitive, and a bare term is a
+	// workspace name or owner/name.
+	filters, free, ok := parseQuery(w, strings.ToLower(r.URL.Query().Get("q")), "owner", "name", "template", "status")
 	if !ok {
 		return
 	}
@@ -217,6 +219,9 @@ func (s *Server) handleListWorkspaces(w http.ResponseWriter, r *http.Request, ca
 		return
 	}
 	if free != "" {
+		if owner, name, found := strings.Cut(free, "/"); found && !strings.Contains(name, "/") {
+			filters["owner"], free = owner, name
+		}
 		filters["name"] = free
 	}
 	s.mu.Lock()
