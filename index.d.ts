@@ -528,7 +528,8 @@ export interface Workspace {
   /**
    * True when the object came from {@link Coder.workspaces} (a workspace
    * this run did not create): `delete()` rejects, and `cleanup()` and the
-   * end of the run leave it alone.
+   * end of the run leave it alone (`stop()` and `start()` still work: they
+   * change someone's workspace, only when the script asks).
    */
   readonly existing: boolean;
   /**

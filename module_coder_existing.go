@@ -40,7 +40,7 @@ func searchTerm(v sobek.Value) (string, error) {
 	return s, nil
 }
 
-// query is the q parameter of GET /api/v2/workspaces for r.
+// q is the q parameter of GET /api/v2/workspaces for r.
 func (r findRequest) q() string {
 	var terms []string
 	add := func(k, v string) {
