@@ -92,7 +92,7 @@ func (c *coderObj) jsWorkspaces(call sobek.FunctionCall) sobek.Value {
 		mi.throw(fmt.Errorf("%s: options name (%q, an exact name) and prefix (%q) exclude each other: set one", op, r.name, r.prefix))
 	}
 	q := r.q()
-	op = fmt.Sprintf("coder.workspaces(q=%q)", q)
+	op = "coder.workspaces()" // Find's errors name the query
 	return mi.async(op, func(ctx context.Context) (toJS, error) {
 		p, err := c.provider(ctx)
 		if err != nil {

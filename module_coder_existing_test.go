@@ -150,7 +150,7 @@ export default async function () {
 		"both":    `options name ("pre-a", an exact name) and prefix ("pre-") exclude each other`,
 		"limit":   `option limit = 0: want an integer from 1 to 100000`,
 		"owner":   `option owner = "a b": want a single word`,
-		"query":   `coder.workspaces(q="colour:blue"): list workspaces (q="colour:blue"): `,
+		"query":   `coder.workspaces(): list workspaces (q="colour:blue"): `,
 	} {
 		if !strings.Contains(errs[key], want) {
 			t.Errorf("%s: %q, want it to contain %q", key, errs[key], want)
