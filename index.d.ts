@@ -474,6 +474,33 @@ export interface CreateWorkspaceOptions {
   timeout?: Duration;
 }
 
+/**
+ * Options of {@link Coder.workspaces}. The filters combine (AND); `owner`,
+ * `name`, `prefix` and `template` are single words (no spaces, quotes or
+ * `:`), compared case-insensitively as Coder's search does.
+ */
+export interface FindWorkspacesOptions {
+  /** Owner's username, or `"me"` (the token's user). Coder's `owner:` term. */
+  owner?: string;
+  /** Exact workspace name (cannot be combined with `prefix`). */
+  name?: string;
+  /** Workspace names starting with this, e.g. `"scaletest-"`. */
+  prefix?: string;
+  /** Template name. Coder's `template:` term. */
+  template?: string;
+  /**
+   * More of Coder's workspace search query (the `q` of `GET
+   * /api/v2/workspaces`), e.g. `"status:running has-agent:connected"`;
+   * coderd rejects a term it does not know, and the promise rejects with its
+   * answer. Note that Coder's `name:` term matches a substring.
+   */
+  query?: string;
+  /** At most this many workspaces, the first coderd lists (1 to 100000; default all). */
+  limit?: number;
+  /** Bound on listing (default `"2m"`). */
+  timeout?: Duration;
+}
+
 /** A web-terminal (reconnecting PTY) session running `cat` in a tty. */
 export interface TerminalSession {
   readonly workspace: string;
@@ -488,18 +515,36 @@ export interface Workspace {
   readonly id: string;
   readonly owner: string;
   readonly template: string;
-  /** Tailnet address of the first agent. */
+  /** Tailnet address of the first agent; `""` when it has none (stopped, failed…). */
   readonly address: string;
+  /** ID of the first agent; `""` when it has none. */
   readonly agentId: string;
+  /**
+   * Coder's workspace status after the latest build: `"running"`,
+   * `"stopped"`, `"starting"`, `"failed"`…; only `"running"` workspaces
+   * have an agent to connect to.
+   */
+  readonly status: string;
+  /**
+   * True when the object came from {@link Coder.workspaces} (a workspace
+   * this run did not create): `delete()` rejects, and `cleanup()` and the
+   * end of the run leave it alone (`stop()` and `start()` still work: they
+   * change someone's workspace, only when the script asks).
+   */
+  readonly existing: boolean;
   /**
    * Whether `ssh.connect` can reach this workspace: true when it has an
    * agent (over the lab's tailnet for a lab workspace, over the Coder
    * deployment's own tailnet otherwise).
    */
   readonly sshSupported: boolean;
-  /** Phase durations of the create. */
+  /** Phase durations of the create (zero for an existing workspace). */
   readonly timings: { buildMs: number; agentConnectMs: number; readyMs: number };
-  /** Deletes the workspace and waits until it is gone; emits `workspace_delete_duration`. */
+  /**
+   * Deletes the workspace and waits until it is gone; emits
+   * `workspace_delete_duration`. Rejects for an `existing` workspace:
+   * cdeload deletes only the workspaces it created.
+   */
   delete(options?: { timeout?: Duration }): Promise<void>;
   stop(options?: { timeout?: Duration }): Promise<void>;
   /** Starts a stopped workspace and waits until it is ready again. */
@@ -520,6 +565,20 @@ export class Coder {
    * `workspace_ready_duration` and `workspace_failed`.
    */
   createWorkspace(options: CreateWorkspaceOptions): Promise<Workspace>;
+  /**
+   * Lists workspaces that already exist on the deployment (all of them
+   * without options), in the order coderd lists them, for traffic on
+   * workspaces made beforehand (as `coder exp scaletest workspace-traffic`
+   * does). Each is usable like a created one (`ssh.connect({ host:
+   * ws.address })`, `terminal()`), with `existing: true`: this run never
+   * deletes it. A stopped workspace is listed with `status` and an empty
+   * `address`.
+   *
+   * ```js
+   * const list = await coder.workspaces({ prefix: 'scaletest-', query: 'status:running' });
+   * ```
+   */
+  workspaces(options?: FindWorkspacesOptions): Promise<Workspace[]>;
   /**
    * Deletes every workspace and scaletest user created through this
    * deployment by any VU of the process (typically in teardown). Idempotent.

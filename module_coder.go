@@ -246,6 +246,7 @@ func (mi *instance) newCoder(call sobek.ConstructorCall) *sobek.Object {
 	o := call.This
 	method(o, "createWorkspace", c.jsCreate)
 	method(o, "cleanup", c.jsCleanup)
+	method(o, "workspaces", c.jsWorkspaces) // module_coder_existing.go
 	return nil
 }
 
@@ -553,8 +554,11 @@ func cleanupCoders(coders map[string][]*coderObj) error {
 type coderWorkspace struct {
 	c   *coderObj
 	ssh bool // reachable by cde.ssh.connect (a lab's workspace)
-	mu  sync.Mutex
-	ws  workspace.Workspace
+	// existing: found by coder.workspaces(), not created by this run, so
+	// never deleted by it.
+	existing bool
+	mu       sync.Mutex
+	ws       workspace.Workspace
 }
 
 func (w *coderWorkspace) get() workspace.Workspace {
@@ -573,6 +577,7 @@ func (w *coderWorkspace) object() *sobek.Object {
 	set(o, "owner", ws.Owner)
 	set(o, "template", ws.Template)
 	set(o, "sshSupported", w.ssh)
+	set(o, "existing", w.existing)
 	w.setBuild(o, ws)
 	method(o, "delete", w.lifecycle(o, "delete"))
 	method(o, "stop", w.lifecycle(o, "stop"))
@@ -588,6 +593,7 @@ func (w *coderWorkspace) setBuild(o *sobek.Object, ws workspace.Workspace) {
 	rt := w.c.mi.vu.Runtime()
 	set(o, "address", ws.Address)
 	set(o, "agentId", ws.AgentID())
+	set(o, "status", ws.Status)
 	t := rt.NewObject()
 	set(t, "buildMs", ms(ws.Timings.Build))
 	set(t, "agentConnectMs", ms(ws.Timings.AgentConnect))
@@ -608,6 +614,9 @@ func (w *coderWorkspace) lifecycle(o *sobek.Object, which string) func(sobek.Fun
 		})
 		ws := w.get()
 		op = fmt.Sprintf("workspace.%s() of %s", which, ws.Name)
+		if which == "delete" && w.existing {
+			return mi.async(op, func(context.Context) (toJS, error) { return nil, errNotCreated(ws.Name) })
+		}
 		e := mi.emitter(mi.vu.Context(), nil)
 		w.c.obs.begin(e, which)
 		return mi.async(op, func(ctx context.Context) (toJS, error) {
@@ -626,7 +635,7 @@ func (w *coderWorkspace) lifecycle(o *sobek.Object, which string) func(sobek.Fun
 					return nil, err
 				}
 				nws = ws
-				nws.Agents, nws.Address, nws.Timings = nil, "", workspace.Timings{}
+				nws.Agents, nws.Address, nws.Timings, nws.Status = nil, "", workspace.Timings{}, "stopped"
 			case "start":
 				if nws, err = p.Start(ctx, ws); err != nil {
 					return nil, err

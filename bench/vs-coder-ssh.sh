@@ -4,10 +4,19 @@
 # real `coder agent` per workspace; direct connections blocked, so every
 # packet goes through coderd's DERP relay). For each N, on a fresh peer:
 #
-#   A  coder exp scaletest create-workspaces (N, not measured), then
-#      coder exp scaletest workspace-traffic --ssh (measured), then cleanup
-#   B  cdeload run examples/scale.js with N VUs (each creates a workspace of
-#      the same template, SSH-echoes over Coder's tailnet, deletes it)
+#   coder exp scaletest create-workspaces (N workspaces scaletest-*, each
+#   with a scaletest user; not measured), then on those same workspaces:
+#   A  coder exp scaletest workspace-traffic --ssh (measured)
+#   B  cdeload run examples/scale.js -e EXISTING=scaletest- with N VUs (one
+#      per listed workspace: SSH echo over Coder's tailnet; cdeload creates
+#      and deletes nothing) (measured)
+#   then coder exp scaletest cleanup (not measured) removes the scaletest-*
+#   workspaces and users.
+#
+# So both measured processes do the same thing: find the workspaces, join
+# Coder's tailnet, SSH-echo. With B=create, B is the old comparison instead:
+# after A's cleanup, cdeload creates N workspaces of the same template, waits
+# for them, echoes and deletes them, all inside the measured process.
 #
 # By default (TLS=1) both reach coderd through an https:// URL served by
 # bench/tlsfront inside the namespace (a TLS front like a production load
@@ -20,17 +29,14 @@
 # Both send 128 B every 100 ms for DURATION seconds per workspace; both run
 # inside the peer's network namespace (coderpeer exec), as anything joining
 # Coder's tailnet must here. CPU seconds and peak RSS come from
-# /usr/bin/time -v of the measured process. B's figures include creating
-# and deleting its workspaces (a few REST calls each); A's create step is a
-# separate process and is left out. cdeload cannot target workspaces it did
-# not create yet, so B's workspaces are new ones of the same template, not
-# A's.
+# /usr/bin/time -v of the measured process.
 #
 #   bash bench/vs-coder-ssh.sh            # N = 5
 #   NS="5 20" bash bench/vs-coder-ssh.sh  # N > 20 runs with CODERPEER_RATE_LIMITS=off
 #
 # Knobs (environment): NS (default "5"), DURATION (seconds, default 30), TLS
-# (1 or 0, default 1),
+# (1 or 0, default 1), B (existing: on A's workspaces, the default; create:
+# B creates its own),
 # CODERPEER (default ../shared/coderpeer/coderpeer), KEEP=1 keeps the work
 # directory. The machine is shared: read the ratios, not the absolute figures.
 set -euo pipefail
@@ -40,6 +46,8 @@ NS="${NS:-5}"
 DURATION="${DURATION:-30}"
 TLS="${TLS:-1}"
 [[ "$TLS" == 0 || "$TLS" == 1 ]] || { echo "TLS=$TLS: want 1 (https front) or 0 (plain http)" >&2; exit 2; }
+B="${B:-existing}"
+[[ "$B" == existing || "$B" == create ]] || { echo "B=$B: want existing (on A's workspaces) or create (B makes its own)" >&2; exit 2; }
 WORK_PREFIX=cdeload-vs-coder-ssh
 source bench/lib/vs-coder-common.sh
 
@@ -85,11 +93,23 @@ for N in $NS; do
     --scaletest-prometheus-address 127.0.0.1:0 --scaletest-prometheus-wait 0s \
     --output "json:$WORK/a-$N.json" > "$WORK/a-$N.out" 2>&1 || echo "workspace-traffic failed (see $WORK/a-$N.out)" >&2
   a_res=$(jq -r '"pass \(.total_pass)/\(.total_runs)"' "$WORK/a-$N.json" 2>/dev/null || echo n/a)
-  "$C" exp scaletest cleanup --cleanup-concurrency "$N" > "$WORK/a-cleanup-$N.out" 2>&1 || echo "cleanup failed" >&2
+  a_cleanup() { "$C" exp scaletest cleanup --cleanup-concurrency "$N" > "$WORK/a-cleanup-$N.out" 2>&1 || echo "cleanup failed" >&2; }
 
-  echo "== N=$N: B: cdeload run examples/scale.js (SSH over Coder's tailnet)..." >&2
+  b_args=()
+  if [[ "$B" == existing ]]; then
+    echo "== N=$N: B: cdeload run examples/scale.js -e EXISTING=scaletest- (on A's workspaces)..." >&2
+    b_args=(-e EXISTING=scaletest-)
+  else
+    a_cleanup
+    echo "== N=$N: B: cdeload run examples/scale.js (creates its own workspaces)..." >&2
+  fi
   inns "${via[@]}" /usr/bin/time -v -o "$WORK/b-$N.time" "$WORK/cdeload" run -e "WORKSPACES=$N" -e "TRAFFIC_DURATION=${DURATION}s" \
-    -e "TEMPLATE=$T" -e TRANSPORT=ssh examples/scale.js > "$WORK/b-$N.out" 2>&1 || echo "cdeload run failed (see $WORK/b-$N.out)" >&2
+    -e "TEMPLATE=$T" -e TRANSPORT=ssh "${b_args[@]}" examples/scale.js > "$WORK/b-$N.out" 2>&1 || echo "cdeload run failed (see $WORK/b-$N.out)" >&2
+  if [[ "$B" == existing ]]; then
+    b_left=$(jq -r '.count' < <(curl -fsS -H "Coder-Session-Token: $CODER_SESSION_TOKEN" "$CODER_URL/api/v2/workspaces?q=name:scaletest-") 2>/dev/null || echo "?")
+    [[ "$b_left" == "$N" ]] || echo "after B: $b_left scaletest- workspaces, want A's $N untouched" >&2
+    a_cleanup
+  fi
   b_missed=$(sed -n 's/^ *traffic_ticks_missed\.*: \([0-9]*\).*/\1/p' "$WORK/b-$N.out")
   b_errs=$(sed -n 's/^ *traffic_errors\.*: \([0-9]*\).*/\1/p' "$WORK/b-$N.out")
   b_rtt=$(sed -n 's/^ *{ transport:ssh }\.*: \(.*\)/\1/p' "$WORK/b-$N.out" | awk '{print $3, $6}')
@@ -107,5 +127,5 @@ for N in $NS; do
   ac=$(cpu a-$N); bc_=$(cpu b-$N); ar=$(rss a-$N); br=$(rss b-$N)
   printf '     ratio cdeload/coder: CPU %.2f×, peak RSS %.2f×\n' "$(echo "$bc_ / $ac" | bc -l)" "$(echo "$br / $ar" | bc -l)" >> "$WORK/table"
 done
-echo "coderd reached over: $([[ $TLS == 1 ]] && echo "https (bench/tlsfront)" || echo "plain http")"
+echo "coderd reached over: $([[ $TLS == 1 ]] && echo "https (bench/tlsfront)" || echo "plain http"); B: $([[ $B == existing ]] && echo "on A's workspaces (EXISTING=scaletest-)" || echo "creates and deletes its own workspaces")"
 cat "$WORK/table"

@@ -22,11 +22,20 @@
 // removes whatever is left (workspaces and scaletest users), also after a
 // failure or Ctrl-C.
 //
+// With -e EXISTING=<name prefix> (or a Coder search query such as
+// "owner:alice template:docker", recognised by its ':') the traffic runs on
+// workspaces that already exist instead, one VU per workspace, like
+// `coder exp scaletest workspace-traffic`: setup() lists them with
+// coder.workspaces() (TEMPLATE, when set, narrows the list) and fails when
+// fewer than WORKSPACES match; nothing is created, and cdeload never
+// deletes a workspace it did not create.
+//
 // Knobs (-e NAME=value or the environment): WORKSPACES (VUs, one workspace
 // each; default 5), TRAFFIC_DURATION (default 60s), TEMPLATE (default
 // kubernetes), CPU, MEMORY, HOME_DISK_SIZE (defaults 2, 2, 1), TRANSPORT (ssh
-// or terminal; default ssh).
+// or terminal; default ssh), EXISTING (see above).
 import { check } from 'k6';
+import exec from 'k6/execution';
 import cde from 'k6/x/cdeload';
 
 const WORKSPACES = Number(__ENV.WORKSPACES || 5);
@@ -42,6 +51,7 @@ if (TRANSPORT !== 'ssh' && TRANSPORT !== 'terminal') {
   throw new Error(`TRANSPORT=${TRANSPORT}: want ssh or terminal`);
 }
 const ECHO = { bytesPerTick: 128, tickInterval: '100ms', duration: TRAFFIC_DURATION };
+const EXISTING = __ENV.EXISTING || '';
 
 export const options = {
   scenarios: {
@@ -69,20 +79,50 @@ const coder = new cde.Coder(K8S_NAMESPACE ? { kubernetes: { namespace: K8S_NAMES
 // TS_CONTROL_URL / TS_AUTHKEY (or CDELOAD_LAB_URL), else the embedded lab.
 const net = new cde.Tailnet();
 
-export default async function () {
+// EXISTING mode: the workspaces the traffic runs on, as { owner, name }
+// (setup data is plain JSON; each VU looks its own workspace up again).
+export async function setup() {
+  if (!EXISTING) {
+    return {};
+  }
+  const filter = EXISTING.includes(':') ? { query: EXISTING } : { prefix: EXISTING };
+  if (__ENV.TEMPLATE) {
+    filter.template = TEMPLATE;
+  }
+  const found = await coder.workspaces({ ...filter, limit: WORKSPACES });
+  if (found.length < WORKSPACES) {
+    throw new Error(`EXISTING=${EXISTING}: ${found.length} workspaces match, WORKSPACES=${WORKSPACES} wanted`);
+  }
+  return { existing: found.map((w) => ({ owner: w.owner, name: w.name })) };
+}
+
+export default async function (data) {
+  if (data.existing) {
+    const { owner, name } = data.existing[exec.vu.idInTest - 1];
+    const [ws] = await coder.workspaces({ owner, name });
+    if (!ws || ws.address === '') {
+      throw new Error(`workspace ${owner}/${name} ${ws ? `is ${ws.status}, without an agent` : 'is gone'}`);
+    }
+    await traffic(ws); // never deleted: this run did not create it
+    return;
+  }
   const ws = await coder.createWorkspace({ template: TEMPLATE, parameters: PARAMETERS });
   try {
-    check(ws, { 'workspace has an agent address': (w) => w.address !== '' && w.agentId !== '' });
-    const r = TRANSPORT === 'ssh' ? await sshEcho(ws) : await terminalEcho(ws);
-    check(r, {
-      'every frame came back': (x) => x.framesSent > 0 && x.framesReceived === x.framesSent,
-      'no stream errors': (x) => x.errors === 0,
-    });
-    if (r.errors > 0) {
-      console.error(`echo to ${ws.name}: ${r.error}`);
-    }
+    await traffic(ws);
   } finally {
     await ws.delete();
+  }
+}
+
+async function traffic(ws) {
+  check(ws, { 'workspace has an agent address': (w) => w.address !== '' && w.agentId !== '' });
+  const r = TRANSPORT === 'ssh' ? await sshEcho(ws) : await terminalEcho(ws);
+  check(r, {
+    'every frame came back': (x) => x.framesSent > 0 && x.framesReceived === x.framesSent,
+    'no stream errors': (x) => x.errors === 0,
+  });
+  if (r.errors > 0) {
+    console.error(`echo to ${ws.name}: ${r.error}`);
   }
 }
 

@@ -37,6 +37,10 @@ type Workspace struct {
 	Agents []Agent `json:"agents,omitempty"`
 	// BuildID is the identifier of the latest build the client knows about.
 	BuildID string `json:"build_id,omitempty"`
+	// Status is the workspace's status after its latest build as the
+	// provider reports it (Coder: running, stopped, starting, failed…), if
+	// known.
+	Status string `json:"status,omitempty"`
 	// RequestedAt is when the create request was sent (zero if not created by
 	// this process); WaitReady measures the ready phase from it.
 	RequestedAt time.Time `json:"requested_at,omitzero"`

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -365,5 +366,54 @@ func TestRateLimitPerUserAndEndpoint(t *testing.T) {
 	}
 	if st, _, _, _ = other.do("GET", "/api/v2/organizations", nil); st != 200 {
 		t.Errorf("another endpoint: %d, want 200 (its own budget)", st)
+	}
+}
+
+// TestListWorkspacesSearch checks the workspace search as coderd does it:
+// the query is case-insensitive, name: matches a substring, a bare term is
+// a name or owner/name, template: an exact name, owner: a username or me,
+// and has-agent: agent connection statuses.
+func TestListWorkspacesSearch(t *testing.T) {
+	_, c := start(t, Config{})
+	_, _, tmpl, _ := c.do("GET", "/api/v2/organizations/coder/templates/kubernetes", nil)
+	for _, name := range []string{"dev-a", "dev-b", "web"} {
+		if st, _, ws, _ := c.do("POST", "/api/v2/organizations/coder/members/me/workspaces", map[string]any{"template_id": tmpl["id"], "name": name}); st != 201 {
+			t.Fatalf("create %s: %d %v", name, st, ws)
+		}
+	}
+	_, _, me, _ := c.do("GET", "/api/v2/users/me", nil)
+	admin := me["username"].(string)
+	list := func(q string) string {
+		st, _, list, _ := c.do("GET", "/api/v2/workspaces?q="+url.QueryEscape(q), nil)
+		if st != 200 {
+			t.Fatalf("q=%q: %d %v", q, st, list)
+		}
+		var names []string
+		for _, w := range list["workspaces"].([]any) {
+			names = append(names, w.(map[string]any)["name"].(string))
+		}
+		return strings.Join(names, " ")
+	}
+	// has-agent: the agents' connection status, of start builds only.
+	for deadline := time.Now().Add(30 * time.Second); list("has-agent:connected") != "dev-a dev-b web"; time.Sleep(50 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("has-agent:connected = %q after 30 s, want every workspace", list("has-agent:connected"))
+		}
+	}
+	if got := list("has-agent:timeout,disconnected"); got != "" {
+		t.Errorf("has-agent:timeout,disconnected = %q, want none", got)
+	}
+	for q, want := range map[string]string{
+		"Name:DEV":                     "dev-a dev-b",
+		"dev":                          "dev-a dev-b",
+		admin + "/web":                 "web",
+		"nobody/web":                   "",
+		"owner:me template:kubernetes": "dev-a dev-b web",
+		"template:kube":                "",
+		"owner:" + strings.ToUpper(admin) + " name:-b": "dev-b",
+	} {
+		if got := list(q); got != want {
+			t.Errorf("q=%q: %q, want %q", q, got, want)
+		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -208,7 +209,9 @@ func (s *Server) handleWorkspaceByOwnerAndName(w http.ResponseWriter, r *http.Re
 }
 
 func (s *Server) handleListWorkspaces(w http.ResponseWriter, r *http.Request, caller *user) {
-	filters, free, ok := parseQuery(w, r.URL.Query().Get("q"), "owner", "name", "template", "status")
+	// As coderd: the query is case-insensitive, and a bare term is a
+	// workspace name or owner/name.
+	filters, free, ok := parseQuery(w, strings.ToLower(r.URL.Query().Get("q")), "owner", "name", "template", "status", "has-agent")
 	if !ok {
 		return
 	}
@@ -217,6 +220,9 @@ func (s *Server) handleListWorkspaces(w http.ResponseWriter, r *http.Request, ca
 		return
 	}
 	if free != "" {
+		if owner, name, found := strings.Cut(free, "/"); found && !strings.Contains(name, "/") {
+			filters["owner"], free = owner, name
+		}
 		filters["name"] = free
 	}
 	s.mu.Lock()
@@ -231,6 +237,7 @@ func (s *Server) handleListWorkspaces(w http.ResponseWriter, r *http.Request, ca
 		ownerID = u.id
 	}
 	var list []*workspaceRec
+	now := time.Now()
 	for _, ws := range s.workspaces {
 		if ws.deleted || !s.canAccess(caller, ws) || (ownerID != "" && ws.ownerID != ownerID) {
 			continue
@@ -242,6 +249,9 @@ func (s *Server) handleListWorkspaces(w http.ResponseWriter, r *http.Request, ca
 			continue
 		}
 		if v, ok := filters["status"]; ok && buildStatus(ws.latest()) != v {
+			continue
+		}
+		if v, ok := filters["has-agent"]; ok && !s.hasAgentLocked(ws.latest(), strings.Split(v, ","), now) {
 			continue
 		}
 		list = append(list, ws)
@@ -554,4 +564,21 @@ func (s *Server) finishCanceledLocked(b *build) {
 	b.job.completedAt = &now
 	b.job.errMsg = "canceled"
 	b.updatedAt = now
+}
+
+// hasAgentLocked is coderd's has-agent filter: the build is a start and
+// one of its agents has one of the statuses (connecting, connected,
+// disconnected, timeout).
+func (s *Server) hasAgentLocked(b *build, statuses []string, now time.Time) bool {
+	if b.transition != "start" {
+		return false
+	}
+	for _, r := range b.resources {
+		for _, a := range r.agents {
+			if slices.Contains(statuses, s.agentStatus(a, now)) {
+				return true
+			}
+		}
+	}
+	return false
 }

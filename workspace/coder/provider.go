@@ -390,6 +390,7 @@ func (p *Provider) doWaitReady(ctx context.Context, ws workspace.Workspace) (wor
 	if len(ws.Agents) > 0 {
 		ws.Address = p.cfg.AddressFunc(ws.Agents[0].ID)
 	}
+	ws.Status = build.Status
 	if !p.cfg.NoWaitForAgents {
 		p.cfg.Observer.OnPhase(workspace.PhaseAgentConnect, ws.Timings.AgentConnect, ws)
 	}
@@ -876,16 +877,55 @@ func (p *Provider) List(ctx context.Context) ([]workspace.Workspace, error) {
 	}
 	out := make([]workspace.Workspace, 0, len(wss))
 	for _, w := range wss {
-		ws := workspace.Workspace{ID: w.ID, Name: w.Name, Owner: w.OwnerName, OwnerID: w.OwnerID, Template: w.TemplateName, BuildID: w.LatestBuild.ID}
-		for _, a := range w.LatestBuild.Agents() {
-			ws.Agents = append(ws.Agents, workspace.Agent{ID: a.ID, Name: a.Name})
-		}
-		if len(ws.Agents) > 0 {
-			ws.Address = p.cfg.AddressFunc(ws.Agents[0].ID)
-		}
-		out = append(out, ws)
+		out = append(out, p.fromAPI(w))
 	}
 	return out, nil
+}
+
+// fromAPI describes a workspace as the API lists it: its latest build's
+// status and agents, and the first agent's address.
+func (p *Provider) fromAPI(w Workspace) workspace.Workspace {
+	ws := workspace.Workspace{ID: w.ID, Name: w.Name, Owner: w.OwnerName, OwnerID: w.OwnerID, Template: w.TemplateName,
+		BuildID: w.LatestBuild.ID, Status: w.LatestBuild.Status}
+	for _, a := range w.LatestBuild.Agents() {
+		ws.Agents = append(ws.Agents, workspace.Agent{ID: a.ID, Name: a.Name})
+	}
+	if len(ws.Agents) > 0 {
+		ws.Address = p.cfg.AddressFunc(ws.Agents[0].ID)
+	}
+	return ws
+}
+
+// findPageSize is how many workspaces Find asks for per request.
+const findPageSize = 100
+
+// Find returns the workspaces that Coder's search query matches (the q of
+// GET /api/v2/workspaces, e.g. "owner:me template:docker name:dev") and
+// that keep accepts (nil: all), at most limit of them (0: all), in the
+// order coderd lists them. They are not recorded in the ledger: the
+// provider did not create them, so Cleanup never removes them.
+func (p *Provider) Find(ctx context.Context, query string, limit int, keep func(workspace.Workspace) bool) ([]workspace.Workspace, error) {
+	var out []workspace.Workspace
+	for offset := 0; ; {
+		page, err := p.client.Workspaces(ctx, query, offset, findPageSize)
+		if err != nil {
+			return nil, fmt.Errorf("list workspaces (q=%q): %w", query, err)
+		}
+		for _, w := range page.Workspaces {
+			ws := p.fromAPI(w)
+			if keep != nil && !keep(ws) {
+				continue
+			}
+			out = append(out, ws)
+			if limit > 0 && len(out) == limit {
+				return out, nil
+			}
+		}
+		offset += len(page.Workspaces)
+		if len(page.Workspaces) == 0 || offset >= page.Count {
+			return out, nil
+		}
+	}
 }
 
 // AgentAddress returns Coder's tailnet address of an agent: the prefix
