@@ -45,3 +45,31 @@ func TestStartFromEnvUnset(t *testing.T) {
 	}
 	stop()
 }
+
+func TestStartFromEnvWritesTraceWindow(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "trace.out")
+	t.Setenv(EnvVar, "")
+	t.Setenv(TraceEnvVar, path+"@10ms+100ms")
+	stop, err := StartFromEnv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	stop()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// An execution trace starts with its magic header.
+	if !strings.HasPrefix(string(b), "go 1.") {
+		t.Errorf("%s starts with %q, want an execution trace header", path, b[:min(len(b), 16)])
+	}
+}
+
+func TestStartFromEnvRejectsBadTraceWindow(t *testing.T) {
+	t.Setenv(EnvVar, "")
+	t.Setenv(TraceEnvVar, filepath.Join(t.TempDir(), "t@1s"))
+	if _, err := StartFromEnv(); err == nil || !strings.Contains(err.Error(), TraceEnvVar) {
+		t.Errorf("error %v, want one naming %s", err, TraceEnvVar)
+	}
+}
