@@ -161,11 +161,12 @@ jq -s -r --arg ws "$nws" --arg dur "$DURATION" --arg bytes "$BYTES" --arg iv "$I
   . as $rows |
   "pinned ladder: lab on CPU \($labcpu), generator on CPU \($gencpu), each in its own network namespace; \($ws) lab workspaces;",
   "echo streams: \($bytes) B every \($iv) ms for \($dur) s; A = plain Go baseline, B = cdeload, run alternately at each step.",
+  "late = streams whose connection was not up by their start slot (the connection storm ran into the echo phase);",
   "gen core / lab core = busy share of that CPU (every process on it); LAB = lab core >= 90% busy (the lab may have set the limit).",
   "",
-  ([ "streams", "pair", "prog", "fps", "missed", "err", "gen cores", "ms/1k", "lab ms/1k", "gen core", "lab core", "LAB", "p50", "p95" ] | map(pad(9)) | join(" ")),
+  ([ "streams", "pair", "prog", "fps", "missed", "err", "late", "gen cores", "ms/1k", "lab ms/1k", "gen core", "lab core", "LAB", "p50", "p95" ] | map(pad(9)) | join(" ")),
   ($rows | sort_by(.streams, .rep, .kind)[] |
-    [ .streams, .rep, (if .kind == "baseline" then "A" else "B" end), f(.fps), .ticksMissed // "?", .errors // "?",
+    [ .streams, .rep, (if .kind == "baseline" then "A" else "B" end), f(.fps), .ticksMissed // "?", .errors // "?", .lateStarts // "?",
       f(.genCores), f(.genMsPer1k), f(.labMsPer1k), pct(.coreBusy[$gencpu]), pct(.coreBusy[$labcpu]),
       (if (.coreBusy[$labcpu] // 0) >= 0.9 then "LAB" else "no" end), f(.rtt.p50), f(.rtt.p95) ] | map(pad(9)) | join(" ")),
   "",

@@ -206,5 +206,5 @@ run_one() {
       | .saturated = (.busyShare != null and .busyShare >= 0.9)' \
     "$base.prog.json" >"$base.row.json"
   jq -r 'def f(x): if x == null then "?" else (x * 100 | round / 100 | tostring) end;
-    "  \(.kind) n=\(.streams // "?"): frames/s=\(f(.fps)) missed=\(.ticksMissed // "?") errors=\(.errors // "?") CPU ms per 1000 frames: gen=\(f(.genMsPer1k)) lab=\(f(.labMsPer1k)); machine busy \(f(.busyShare * 100))%\(if .saturated then " SATURATED" else "" end)\(if (.coreBusy | length) > 0 then " cores busy " + ([.coreBusy | to_entries[] | "cpu\(.key)=\(f(.value * 100))%"] | join(" ")) else "" end) p50=\(f(.rtt.p50)) p95=\(f(.rtt.p95))"' "$base.row.json" >&2
+    "  \(.kind) n=\(.streams // "?"): frames/s=\(f(.fps)) missed=\(.ticksMissed // "?") errors=\(.errors // "?") late starts=\(.lateStarts // "?") up=\(f(.tailnetUpMs))ms CPU ms per 1000 frames: gen=\(f(.genMsPer1k)) lab=\(f(.labMsPer1k)); machine busy \(f(.busyShare * 100))%\(if .saturated then " SATURATED" else "" end)\(if (.coreBusy | length) > 0 then " cores busy " + ([.coreBusy | to_entries[] | "cpu\(.key)=\(f(.value * 100))%"] | join(" ")) else "" end) p50=\(f(.rtt.p50)) p95=\(f(.rtt.p95))"' "$base.row.json" >&2
 }
