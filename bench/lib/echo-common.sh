@@ -11,6 +11,8 @@
 #                       its command, so the PID is the program's.
 #   CORES               CPU numbers whose busy share the samples record.
 #   LAB_LISTEN          the lab's listen address (default 127.0.0.1:0).
+#   SETTLE_BASE_S, SETTLE_PER_STREAM_MS  the time from the dials to the
+#                       first stream's slot: base + per stream (3 s, 12 ms).
 # It sets LAB_PID, LAB_URL and nws (workspaces) in start_lab, and RUN_PID /
 # SAMPLER_PID while a run is in progress (for the caller's cleanup trap).
 
@@ -147,8 +149,10 @@ run_one() {
   local kind="$1" n="$2" rep="$3"
   local base="$WORK/$kind-$n-$rep"
   # Every stream must be connected before the schedule starts: the
-  # connection storm costs ~10 ms per stream here; leave room.
-  local settle=$(( 3 + (n * 12 + 999) / 1000 ))
+  # connection storm costs ~10 ms per stream on two idle cores; leave room
+  # (SETTLE_BASE_S + SETTLE_PER_STREAM_MS per stream; late starts in the
+  # output say when that was not enough).
+  local settle=$(( ${SETTLE_BASE_S:-3} + (n * ${SETTLE_PER_STREAM_MS:-12} + 999) / 1000 ))
   local lab0 busy0 lab1 busy1 t0 t1
   # PROFILE=1 / TRACE=1: the steady window, roughly (both programs start
   # their schedule about SETTLE after they start dialing).
