@@ -125,7 +125,7 @@ echo "building cdeload and the baseline ..." >&2
 go build -o "$WORK/cdeload" ./cmd/cdeload
 go build -o "$WORK/baseline" ./bench/echo/baseline
 
-[[ "${PROFILE:-0}" == 1 || "${TRACE:-0}" == 1 ]] && KEEP=1
+[[ "${PROFILE:-0}" == 1 || "${TRACE:-0}" == 1 || "${ALLOCS:-0}" == 1 ]] && KEEP=1
 make_namespaces
 echo "namespaces $NS_LAB (lab, $LAB_IP, CPU $LAB_CPU) and $NS_GEN (generator, $GEN_IP, CPU $GEN_CPU)" >&2
 start_lab "$PIN_WORKSPACES"

@@ -80,7 +80,7 @@ echo "building cdeload and the baseline ..." >&2
 go build -o "$WORK/cdeload" ./cmd/cdeload
 go build -o "$WORK/baseline" ./bench/echo/baseline
 
-[[ "${PROFILE:-0}" == 1 || "${TRACE:-0}" == 1 ]] && KEEP=1
+[[ "${PROFILE:-0}" == 1 || "${TRACE:-0}" == 1 || "${ALLOCS:-0}" == 1 ]] && KEEP=1
 start_lab "$WORKSPACES"
 
 bench_t0=$SECONDS

@@ -17,6 +17,7 @@
 // workspace name. handleSummary writes OUT: the figures the benchmark table
 // reads (traffic_rtt percentiles over every frame, traffic_ticks_missed,
 // traffic_errors), as computed by cdeload's own metrics engine.
+import { SharedArray } from 'k6/data';
 import exec from 'k6/execution';
 import { Counter } from 'k6/metrics';
 import cde from 'k6/x/cdeload';
@@ -26,7 +27,8 @@ const BYTES = parseInt(__ENV.BYTES || '128', 10);
 const INTERVAL_MS = parseInt(__ENV.INTERVAL_MS || '100', 10);
 const DURATION_S = parseFloat(__ENV.DURATION_S || '20');
 const SETTLE_S = parseFloat(__ENV.SETTLE_S || '10');
-const hosts = JSON.parse(open(__ENV.HOSTS_FILE));
+// One copy for all VUs (the baseline holds one list too), not one per VU.
+const hosts = new SharedArray('hosts', () => JSON.parse(open(__ENV.HOSTS_FILE)));
 
 export const options = {
   scenarios: {

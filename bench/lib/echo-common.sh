@@ -154,20 +154,21 @@ run_one() {
   # output say when that was not enough).
   local settle=$(( ${SETTLE_BASE_S:-3} + (n * ${SETTLE_PER_STREAM_MS:-12} + 999) / 1000 ))
   local lab0 busy0 lab1 busy1 t0 t1
-  # PROFILE=1 / TRACE=1: the steady window, roughly (both programs start
+  # PROFILE=1 / TRACE=1 / ALLOCS=1: the steady window, roughly (both programs start
   # their schedule about SETTLE after they start dialing).
   local window="@$((settle + 3))s+$((DURATION > 6 ? DURATION - 5 : 1))s"
-  local profile="" trace=""
+  local profile="" trace="" allocs=""
   [[ "${PROFILE:-0}" == 1 ]] && profile="$base.pprof$window"
   [[ "${TRACE:-0}" == 1 ]] && trace="$base.trace$window"
+  [[ "${ALLOCS:-0}" == 1 ]] && allocs="$base.allocs$window"
   lab0=$(cpu_ticks "$LAB_PID"); busy0=$(busy_ticks); t0=$(date +%s.%N)
   if [[ "$kind" == baseline ]]; then
-    CDELOAD_CPUPROFILE="$profile" CDELOAD_TRACE="$trace" "${GEN_WRAP[@]}" /usr/bin/time -f '%U %S %e %M' -o "$base.time" \
+    CDELOAD_CPUPROFILE="$profile" CDELOAD_TRACE="$trace" CDELOAD_ALLOCPROFILE="$allocs" "${GEN_WRAP[@]}" /usr/bin/time -f '%U %S %e %M' -o "$base.time" \
       "$WORK/baseline" --lab "$LAB_URL" --streams "$n" --workspaces "$nws" --bytes "$BYTES" \
       --interval "${INTERVAL_MS}ms" --duration "${DURATION}s" --settle "${settle}s" --out "$base.prog.json" \
       >"$base.log" 2>&1 &
   else
-    CDELOAD_CPUPROFILE="$profile" CDELOAD_TRACE="$trace" CDELOAD_LAB_URL="$LAB_URL" "${GEN_WRAP[@]}" /usr/bin/time -f '%U %S %e %M' -o "$base.time" \
+    CDELOAD_CPUPROFILE="$profile" CDELOAD_TRACE="$trace" CDELOAD_ALLOCPROFILE="$allocs" CDELOAD_LAB_URL="$LAB_URL" "${GEN_WRAP[@]}" /usr/bin/time -f '%U %S %e %M' -o "$base.time" \
       "$WORK/cdeload" run -q --no-usage-report -e STREAMS="$n" -e BYTES="$BYTES" -e INTERVAL_MS="$INTERVAL_MS" \
       -e DURATION_S="$DURATION" -e SETTLE_S="$settle" -e HOSTS_FILE="$WORK/hosts.json" -e OUT="$base.prog.json" \
       bench/echo/script.js >"$base.log" 2>&1 &

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"runtime/pprof"
 	"runtime/trace"
 	"strings"
@@ -32,13 +33,53 @@ type recorder struct {
 	stop  func()
 }
 
+// AllocEnvVar names the allocation profile variable StartFromEnv reads,
+// with the same syntax as EnvVar: PATH.start gets the heap profile at the
+// window's start and PATH the one at its end, so that
+// `go tool pprof -sample_index=alloc_space -base PATH.start PATH` shows what
+// the window allocated.
+const AllocEnvVar = "CDELOAD_ALLOCPROFILE"
+
 var recorders = []recorder{
 	{env: EnvVar, start: pprof.StartCPUProfile, stop: pprof.StopCPUProfile},
 	{env: TraceEnvVar, start: trace.Start, stop: trace.Stop},
+	allocRecorder(),
 }
 
-// StartFromEnv starts the recordings EnvVar and TraceEnvVar ask for and
-// returns the function that ends them (a no-op when both are unset).
+// allocRecorder writes the heap profile (with its allocation counts) at the
+// window's start to PATH.start and at its end to PATH.
+func allocRecorder() recorder {
+	var out *os.File
+	snapshot := func(w io.Writer) error {
+		runtime.GC() // the profile is as of the last collection
+		return pprof.Lookup("allocs").WriteTo(w, 0)
+	}
+	return recorder{
+		env: AllocEnvVar,
+		start: func(w io.Writer) error {
+			f, ok := w.(*os.File)
+			if !ok {
+				return errors.New("allocation profile: not a file")
+			}
+			first, err := os.Create(f.Name() + ".start")
+			if err != nil {
+				return err
+			}
+			defer first.Close()
+			out = f
+			return snapshot(first)
+		},
+		stop: func() {
+			if err := snapshot(out); err != nil {
+				fmt.Fprintf(os.Stderr, "%s: %v\n", AllocEnvVar, err)
+			}
+		},
+	}
+}
+
+// StartFromEnv starts the recordings EnvVar, TraceEnvVar and AllocEnvVar
+// ask for and returns the function that ends them (a no-op when all are
+// unset).
 // Errors name the variable and value.
 func StartFromEnv() (stop func(), err error) {
 	var stops []func()

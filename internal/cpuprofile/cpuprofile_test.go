@@ -73,3 +73,25 @@ func TestStartFromEnvRejectsBadTraceWindow(t *testing.T) {
 		t.Errorf("error %v, want one naming %s", err, TraceEnvVar)
 	}
 }
+
+func TestStartFromEnvWritesAllocWindow(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "allocs.pprof")
+	t.Setenv(EnvVar, "")
+	t.Setenv(TraceEnvVar, "")
+	t.Setenv(AllocEnvVar, path+"@10ms+100ms")
+	stop, err := StartFromEnv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	stop()
+	for _, p := range []string{path + ".start", path} {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Size() == 0 {
+			t.Errorf("%s is empty, want a heap profile", p)
+		}
+	}
+}
