@@ -121,6 +121,15 @@ make_namespaces() {
   done
 }
 
+# A run killed with SIGKILL could not delete its namespaces: delete those
+# of earlier runs of this script whose process is gone.
+for ns in $(ip netns list | awk '{print $1}' | grep -E '^cdeload-(lab|gen)-[0-9]+$' || true); do
+  if ! kill -0 "${ns##*-}" 2>/dev/null; then
+    echo "deleting network namespace $ns of an earlier run (process ${ns##*-} is gone)" >&2
+    ip netns del "$ns" || true
+  fi
+done
+
 echo "building cdeload and the baseline ..." >&2
 go build -o "$WORK/cdeload" ./cmd/cdeload
 go build -o "$WORK/baseline" ./bench/echo/baseline
