@@ -183,8 +183,14 @@ jq -s -r --arg ws "$nws" --arg dur "$DURATION" --arg bytes "$BYTES" --arg iv "$I
       (if (.coreBusy[$labcpu] // 0) >= 0.9 then "LAB" else "no" end), f(.rtt.p50), f(.rtt.p95) ] | map(pad(9)) | join(" ")),
   "",
   (ceiling("baseline") as $a | ceiling("cdeload") as $b |
-   "ceiling (largest count with 0 missed ticks and 0 errors, steps of the ladder): A \($a // "below the first step") streams = \(if $a then ($a / $ncores | tostring) else "-" end) streams per core; B \($b // "below the first step") streams = \(if $b then ($b / $ncores | tostring) else "-" end) streams per core" +
+   def ceil(c): if c then "\(c) streams = \(c / $ncores) streams per core" else "below the first step" end;
+   "ceiling (largest step with 0 missed ticks and 0 errors): A \(ceil($a)); B \(ceil($b))" +
    (if $a and $b then "; B/A \(f($b / $a))" else "" end)),
+  ([ "baseline", "cdeload" ][] as $k |
+    ([ $rows[] | select(.kind == $k and ((ok) | not)) | .streams ] | min) as $fail |
+    ([ $rows[] | select(.kind == $k and .streams == $fail) | .lateStarts // 0 ] | add // 0) as $late |
+    if $fail != null and $late > 0 then
+      "note: \(if $k == "baseline" then "A" else "B" end) had \($late) late starts at \($fail) streams: its connection storm ran into the echo phase (raise SETTLE_PER_STREAM_MS)." else empty end),
   (if ([ $rows[] | select((.coreBusy[$labcpu] // 0) >= 0.9) ] | length) > 0 then
     "note: the lab core was >= 90% busy in rows marked LAB: a ceiling there may be the lab'"'"'s, not the generator'"'"'s." else empty end)
 ' "$WORK"/*.row.json
