@@ -22,6 +22,11 @@ CORES="${CORES:-}"
 LAB_PID=""
 RUN_PID=""
 SAMPLER_PID=""
+# DIE_WITH_PARENT: the programs get SIGTERM when the process that started
+# them dies, even by SIGKILL or a signal the script could not trap (the lab
+# and the generator must never outlive the benchmark).
+DIE_WITH_PARENT=()
+command -v setpriv >/dev/null && DIE_WITH_PARENT=(setpriv --pdeathsig TERM)
 TCK="$(getconf CLK_TCK)"
 NCPU="$(nproc)"
 
@@ -119,7 +124,7 @@ steady_cores() {
 start_lab() {
   local ws="$1" t0=$SECONDS
   echo "starting cdeload lab with $ws workspaces (another process${LAB_WRAP[*]:+: ${LAB_WRAP[*]}}) ..." >&2
-  "${LAB_WRAP[@]}" "$WORK/cdeload" lab --listen "${LAB_LISTEN:-127.0.0.1:0}" --workspaces "$ws" >"$WORK/lab.out" 2>"$WORK/lab.err" &
+  "${LAB_WRAP[@]}" "${DIE_WITH_PARENT[@]}" "$WORK/cdeload" lab --listen "${LAB_LISTEN:-127.0.0.1:0}" --workspaces "$ws" >"$WORK/lab.out" 2>"$WORK/lab.err" &
   LAB_PID=$!
   until grep -q '^# serving' "$WORK/lab.out" 2>/dev/null; do
     if ! kill -0 "$LAB_PID" 2>/dev/null; then
@@ -163,13 +168,13 @@ run_one() {
   [[ "${ALLOCS:-0}" == 1 ]] && allocs="$base.allocs$window"
   lab0=$(cpu_ticks "$LAB_PID"); busy0=$(busy_ticks); t0=$(date +%s.%N)
   if [[ "$kind" == baseline ]]; then
-    CDELOAD_CPUPROFILE="$profile" CDELOAD_TRACE="$trace" CDELOAD_ALLOCPROFILE="$allocs" "${GEN_WRAP[@]}" /usr/bin/time -f '%U %S %e %M' -o "$base.time" \
-      "$WORK/baseline" --lab "$LAB_URL" --streams "$n" --workspaces "$nws" --bytes "$BYTES" \
+    CDELOAD_CPUPROFILE="$profile" CDELOAD_TRACE="$trace" CDELOAD_ALLOCPROFILE="$allocs" "${GEN_WRAP[@]}" "${DIE_WITH_PARENT[@]}" /usr/bin/time -f '%U %S %e %M' -o "$base.time" \
+      "${DIE_WITH_PARENT[@]}" "$WORK/baseline" --lab "$LAB_URL" --streams "$n" --workspaces "$nws" --bytes "$BYTES" \
       --interval "${INTERVAL_MS}ms" --duration "${DURATION}s" --settle "${settle}s" --out "$base.prog.json" \
       >"$base.log" 2>&1 &
   else
-    CDELOAD_CPUPROFILE="$profile" CDELOAD_TRACE="$trace" CDELOAD_ALLOCPROFILE="$allocs" CDELOAD_LAB_URL="$LAB_URL" "${GEN_WRAP[@]}" /usr/bin/time -f '%U %S %e %M' -o "$base.time" \
-      "$WORK/cdeload" run -q --no-usage-report -e STREAMS="$n" -e BYTES="$BYTES" -e INTERVAL_MS="$INTERVAL_MS" \
+    CDELOAD_CPUPROFILE="$profile" CDELOAD_TRACE="$trace" CDELOAD_ALLOCPROFILE="$allocs" CDELOAD_LAB_URL="$LAB_URL" "${GEN_WRAP[@]}" "${DIE_WITH_PARENT[@]}" /usr/bin/time -f '%U %S %e %M' -o "$base.time" \
+      "${DIE_WITH_PARENT[@]}" "$WORK/cdeload" run -q --no-usage-report -e STREAMS="$n" -e BYTES="$BYTES" -e INTERVAL_MS="$INTERVAL_MS" \
       -e DURATION_S="$DURATION" -e SETTLE_S="$settle" -e HOSTS_FILE="$WORK/hosts.json" -e OUT="$base.prog.json" \
       bench/echo/script.js >"$base.log" 2>&1 &
   fi
