@@ -2,11 +2,13 @@ package cdeload
 
 import (
 	"context"
+	"io"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/cdeload/cdeload/engine/metrics"
+	"github.com/cdeload/cdeload/sshtraffic"
 )
 
 // TestStreamRecorderDeliversEverySampleOnce drives one recorder from two
@@ -137,5 +139,74 @@ func TestStreamRecorderDoesNotBlockOnAFullChannel(t *testing.T) {
 	sums := <-got
 	if sums[mTrafficRTT] != frames || sums[mTrafficBytesSent] != frames*128 || sums[mTrafficBytesReceived] != frames*128 {
 		t.Errorf("sums %v, want %s=%d, bytes %d each way", sums, mTrafficRTT, frames, frames*128)
+	}
+}
+
+// stallingEcho echoes every write back through a pipe; its stallAt-th
+// write first sleeps for stall, as a writer starved of CPU would.
+type stallingEcho struct {
+	r       *io.PipeReader
+	w       *io.PipeWriter
+	writes  int // only the stream's writer calls Write
+	stallAt int
+	stall   time.Duration
+}
+
+func (s *stallingEcho) Read(p []byte) (int, error) { return s.r.Read(p) }
+
+func (s *stallingEcho) Write(p []byte) (int, error) {
+	s.writes++
+	if s.writes == s.stallAt {
+		time.Sleep(s.stall)
+	}
+	return s.w.Write(p)
+}
+
+// TestEchoMissedTicksReachTheMetricAsCounted: the benchmark compares the
+// baseline's missed ticks (the echo engine's EchoResult.TicksMissed) with
+// cdeload's (the sum of traffic_ticks_missed): the two must be the same
+// count. A writer stalled for several intervals misses ticks; every one of
+// them reaches the metric, once.
+func TestEchoMissedTicksReachTheMetricAsCounted(t *testing.T) {
+	reg := metrics.NewRegistry()
+	ms, err := registerMetrics(reg, metrics.RegisterBuiltin(reg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ch := make(chan metrics.Samples, 100)
+	e := &emitter{ctx: context.Background(), ch: ch, tags: metrics.NewTagSet(nil), ms: ms}
+	rec := e.startStream("ssh", nil)
+
+	pr, pw := io.Pipe()
+	defer pr.Close()
+	// Write 1 is the warm-up frame; the stall hits the third scheduled frame.
+	rw := &stallingEcho{r: pr, w: pw, stallAt: 4, stall: 350 * time.Millisecond}
+	const interval, ticks = 50 * time.Millisecond, 20
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	res, err := sshtraffic.EchoStream(ctx, rw, sshtraffic.StreamConfig{BytesPerTick: 64, TickInterval: interval, Duration: ticks * interval}, rec)
+	rec.finish()
+	close(ch)
+	if err != nil {
+		t.Fatalf("echo: %v", err)
+	}
+	var missed float64
+	for batch := range ch {
+		for _, s := range batch {
+			if s.Metric.Name == mTrafficTicksMissed {
+				missed += s.Value
+			}
+		}
+	}
+	// 350 ms late at 50 ms intervals: ticks more than one interval overdue
+	// are missed (about 6; scheduling noise may add some).
+	if res.TicksMissed < 4 {
+		t.Errorf("EchoResult.TicksMissed = %d after a 350 ms stall at %v intervals, want >= 4", res.TicksMissed, interval)
+	}
+	if missed != float64(res.TicksMissed) {
+		t.Errorf("traffic_ticks_missed sums to %v, EchoResult.TicksMissed is %d: the two counts must agree", missed, res.TicksMissed)
+	}
+	if res.FramesSent+res.TicksMissed != ticks {
+		t.Errorf("%d frames sent + %d ticks missed, want the %d ticks of the schedule", res.FramesSent, res.TicksMissed, ticks)
 	}
 }

@@ -101,3 +101,18 @@ func TestEchoAgainstLab(t *testing.T) {
 		t.Errorf("timeline holds %d frames, want 30", frames)
 	}
 }
+
+// hangingCloser's Close blocks until release is closed.
+type hangingCloser struct{ release chan struct{} }
+
+func (h hangingCloser) Close() error { <-h.release; return nil }
+
+func TestCloseWithinDoesNotWaitForAHangingClose(t *testing.T) {
+	h := hangingCloser{release: make(chan struct{})}
+	defer close(h.release)
+	start := time.Now()
+	closeWithin(h, 50*time.Millisecond)
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("closeWithin returned after %v, want about its 50 ms grace", took)
+	}
+}
