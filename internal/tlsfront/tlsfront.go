@@ -1,13 +1,14 @@
-// Package tlsfront puts TLS in front of a plain-HTTP server on loopback, the
-// way a load balancer fronts a production coderd: it terminates TLS with a
-// self-signed certificate and splices each connection's bytes to the
-// target over TCP, so HTTP upgrades (websockets, DERP) pass unchanged.
-// Tests and benchmarks use it to reach an http:// peer through an https://
-// URL.
+// Package tlsfront terminates TLS on a loopback listener and splices each
+// connection's bytes to a server behind it, so HTTP upgrades (websockets,
+// DERP) pass unchanged. [Start] fronts a plain-HTTP server the way a load
+// balancer fronts a production coderd (tests and benchmarks reach an
+// http:// peer through an https:// URL); [StartWith] lets the caller
+// connect each client to its upstream itself.
 package tlsfront
 
 import (
 	"bufio"
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -62,11 +63,17 @@ func NewCert(hosts ...string) (certPEM, keyPEM []byte, err error) {
 		pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder}), nil
 }
 
+// Upstream connects a client of the front to the server behind it. br
+// holds the client's decrypted bytes, none consumed yet: what Upstream
+// reads from br it must forward itself, the rest is copied as is. client
+// is the TLS connection, for an error answer. ctx bounds the set-up.
+type Upstream func(ctx context.Context, client net.Conn, br *bufio.Reader) (net.Conn, error)
+
 // Front is a running TLS front.
 type Front struct {
-	ln     net.Listener
-	target string
-	tlsCfg *tls.Config
+	ln       net.Listener
+	tlsCfg   *tls.Config
+	upstream Upstream
 
 	mu     sync.Mutex
 	conns  map[net.Conn]struct{}
@@ -76,9 +83,31 @@ type Front struct {
 }
 
 // Start listens on addr (a loopback host:port; port 0 picks one) and
-// forwards every connection to target (host:port) after the TLS
-// handshake with cert.
+// forwards every connection to target (host:port) over TCP after the TLS
+// handshake with cert, noting each connection's first line.
 func Start(addr, target string, cert tls.Certificate) (*Front, error) {
+	f, err := listen(addr, cert)
+	if err != nil {
+		return nil, err
+	}
+	f.upstream = f.plainTCP(target)
+	f.wg.Go(f.serve)
+	return f, nil
+}
+
+// StartWith listens on addr (a loopback host:port; port 0 picks one) and,
+// after the TLS handshake with cert, connects each client with up.
+func StartWith(addr string, cert tls.Certificate, up Upstream) (*Front, error) {
+	f, err := listen(addr, cert)
+	if err != nil {
+		return nil, err
+	}
+	f.upstream = up
+	f.wg.Go(f.serve)
+	return f, nil
+}
+
+func listen(addr string, cert tls.Certificate) (*Front, error) {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
 		return nil, fmt.Errorf("tlsfront: listen address %q: %w", addr, err)
@@ -90,18 +119,42 @@ func Start(addr, target string, cert tls.Certificate) (*Front, error) {
 	if err != nil {
 		return nil, fmt.Errorf("tlsfront: %w", err)
 	}
-	f := &Front{
+	return &Front{
 		ln:     ln,
-		target: target,
 		tlsCfg: &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"http/1.1"}},
 		conns:  map[net.Conn]struct{}{},
+	}, nil
+}
+
+// plainTCP is Start's Upstream: it notes the client's first line and sends
+// it on to target over TCP.
+func (f *Front) plainTCP(target string) Upstream {
+	return func(ctx context.Context, _ net.Conn, br *bufio.Reader) (net.Conn, error) {
+		line, err := br.ReadSlice('\n')
+		if err != nil {
+			return nil, err
+		}
+		f.mu.Lock()
+		f.lines = append(f.lines, strings.TrimRight(string(line), "\r\n"))
+		f.mu.Unlock()
+		var d net.Dialer
+		up, err := d.DialContext(ctx, "tcp", target)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := up.Write(line); err != nil {
+			up.Close()
+			return nil, err
+		}
+		return up, nil
 	}
-	f.wg.Go(f.serve)
-	return f, nil
 }
 
 // URL is the front's https:// base URL.
 func (f *Front) URL() string { return "https://" + f.ln.Addr().String() }
+
+// Port is the front's TCP port.
+func (f *Front) Port() int { return f.ln.Addr().(*net.TCPAddr).Port }
 
 // RequestLines returns the first line of every connection so far (e.g.
 // "GET /derp HTTP/1.1"), in arrival order.
@@ -158,41 +211,37 @@ func (f *Front) untrack(c net.Conn) {
 	c.Close()
 }
 
-// handle terminates TLS on raw, notes the request line and splices the
-// rest to the target.
+// handle terminates TLS on raw, connects the client upstream and splices
+// the two until either side ends.
 func (f *Front) handle(raw net.Conn) {
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
 	raw.SetDeadline(time.Now().Add(15 * time.Second))
 	tc := tls.Server(raw, f.tlsCfg)
+	if err := tc.HandshakeContext(ctx); err != nil {
+		return
+	}
 	br := bufio.NewReaderSize(tc, 4096)
-	line, err := br.ReadSlice('\n')
+	up, err := f.upstream(ctx, tc, br)
 	if err != nil {
 		return
 	}
 	raw.SetDeadline(time.Time{})
-	f.mu.Lock()
-	f.lines = append(f.lines, strings.TrimRight(string(line), "\r\n"))
-	f.mu.Unlock()
-	up, err := net.DialTimeout("tcp", f.target, 10*time.Second)
-	if err != nil {
-		return
-	}
 	if !f.track(up) {
 		up.Close()
 		return
 	}
 	defer f.untrack(up)
-	if _, err := up.Write(line); err != nil {
-		return
-	}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		io.Copy(up, br)
+		io.Copy(up, br) // client -> upstream (buffered bytes first)
 		if cw, ok := up.(interface{ CloseWrite() error }); ok {
 			cw.CloseWrite()
 		}
 	}()
-	io.Copy(tc, up)
+	io.Copy(tc, up) // upstream -> client
 	tc.Close()
+	up.Close()
 	<-done
 }
