@@ -5,7 +5,6 @@ import (
 	"errors"
 	"os"
 	"runtime"
-	"runtime/pprof"
 	"strings"
 	"sync"
 	"testing"
@@ -13,6 +12,7 @@ import (
 
 	"golang.org/x/crypto/ssh"
 
+	"github.com/cdeload/cdeload/internal/leakcheck"
 	"github.com/cdeload/cdeload/lab"
 	"github.com/cdeload/cdeload/sshtraffic"
 	"github.com/cdeload/cdeload/tailnet"
@@ -158,7 +158,7 @@ func TestCoderTailnetClientLeavesNothingBehind(t *testing.T) {
 		t.Fatal(err)
 	}
 	labWS, _ := l.Workspaces.Get(ws.Name)
-	base := settledGoroutines(0)
+	base := leakcheck.Settled(0)
 	c, err := tailnetcoder.New(tailnetcoder.Config{URL: l.CoderURL(), Token: l.CoderToken(), Dir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
@@ -190,29 +190,7 @@ func TestCoderTailnetClientLeavesNothingBehind(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	after := settledGoroutines(base)
-	t.Logf("goroutines: %d before the client, %d while connected, %d after Close", base, during, after)
-	if after > base {
-		var b strings.Builder
-		pprof.Lookup("goroutine").WriteTo(&b, 1)
-		t.Fatalf("%d goroutines left after Close (%d before the client):\n%s", after-base, base, b.String())
-	}
-}
-
-// settledGoroutines waits up to 10 s for the goroutine count to reach at
-// most want (or to stop falling when want is 0) and returns it.
-func settledGoroutines(want int) int {
-	deadline := time.Now().Add(10 * time.Second)
-	n := runtime.NumGoroutine()
-	for time.Now().Before(deadline) {
-		time.Sleep(200 * time.Millisecond)
-		m := runtime.NumGoroutine()
-		if (want > 0 && m <= want) || (want == 0 && m == n) {
-			return m
-		}
-		n = m
-	}
-	return n
+	leakcheck.NoneLeft(t, base, during)
 }
 
 // labEcho runs one SSH echo stream to ws's agent (tailnet port 1, no

@@ -13,7 +13,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -21,6 +20,7 @@ import (
 	"time"
 
 	"github.com/cdeload/cdeload/internal/coderpeertest"
+	"github.com/cdeload/cdeload/internal/leakcheck"
 	"github.com/cdeload/cdeload/internal/tlsfront"
 	"github.com/cdeload/cdeload/sshtraffic"
 	"github.com/cdeload/cdeload/tailnet"
@@ -202,7 +202,7 @@ func TestCoderTailnetInNamespace(t *testing.T) {
 	t.Run("resources released", func(t *testing.T) {
 		c.Close()
 		time.Sleep(500 * time.Millisecond)
-		base := settledGoroutines(0)
+		base := leakcheck.Settled(0)
 		c2, err := coder.New(coder.Config{URL: api.url, Token: api.token})
 		if err != nil {
 			t.Fatal(err)
@@ -223,30 +223,8 @@ func TestCoderTailnetInNamespace(t *testing.T) {
 			t.Fatal(err)
 		}
 		sc.Close()
-		after := settledGoroutines(base)
-		t.Logf("goroutines: %d before the client, %d while connected, %d after Close", base, during, after)
-		if after > base {
-			var b strings.Builder
-			pprof.Lookup("goroutine").WriteTo(&b, 1)
-			t.Fatalf("%d goroutines left after Close (%d before the client):\n%s", after-base, base, b.String())
-		}
+		leakcheck.NoneLeft(t, base, during)
 	})
-}
-
-// settledGoroutines waits up to 10 s for the goroutine count to reach at
-// most want (or to stop falling when want is 0) and returns it.
-func settledGoroutines(want int) int {
-	deadline := time.Now().Add(10 * time.Second)
-	n := runtime.NumGoroutine()
-	for time.Now().Before(deadline) {
-		time.Sleep(200 * time.Millisecond)
-		m := runtime.NumGoroutine()
-		if (want > 0 && m <= want) || (want == 0 && m == n) {
-			return m
-		}
-		n = m
-	}
-	return n
 }
 
 // echo runs one SSH echo stream to ws over c and logs its figures.
