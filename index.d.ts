@@ -140,15 +140,17 @@ export interface SSHConnectOptions {
    * The tailnet to dial through. Default: a shared Tailnet with default
    * options, made for the VU on first use.
    *
-   * A workspace of a real Coder deployment (its `address` from
-   * `coder.createWorkspace`) is always reached over that deployment's own
-   * tailnet, whatever this option says: the process keeps one Coder-mode
-   * node per deployment (URL and token of the `Coder` object), shared by
-   * every VU and workspace. It fetches the DERP map from coderd,
-   * coordinates with each agent over coderd's coordination websocket and
-   * relays WireGuard through coderd's DERP relay (or directly, where the
-   * deployment allows it); it emits `tailnet_up_duration` once, and
-   * `tailnet_dial_duration{path}` per connection.
+   * A workspace of a Coder deployment (its `address` from
+   * `coder.createWorkspace` or `coder.workspaces`) is always reached over
+   * that deployment's own tailnet, whatever this option says; so is a
+   * workspace of the lab's Coder simulator, which serves the same
+   * endpoints. The process keeps one Coder-mode node per deployment (URL
+   * and token of the `Coder` object), shared by every VU and workspace. It
+   * fetches the DERP map from coderd, coordinates with each agent over
+   * coderd's coordination websocket and relays WireGuard through coderd's
+   * DERP relay (or directly, where the deployment allows it); it emits
+   * `tailnet_up_duration` once, and `tailnet_dial_duration{path}` per
+   * connection.
    */
   tailnet?: Tailnet;
   /** Tailnet IP or workspace name (required). */
