@@ -78,7 +78,10 @@ for N in $NS; do
   T="$CODERPEER_TEMPLATE"
   via=()
   if [[ "$TLS" == 1 ]]; then
-    inns "$WORK/tlsfront" -target "${CODER_URL#http://}" -cert "$WORK/front.crt" > "$WORK/front-$N.url" 2> "$WORK/front-$N.err" &
+    # Not through inns: a backgrounded function is a subshell, and $! would
+    # be that subshell, not the front (coderpeer exec execs into it).
+    CODERPEER_DIR="$PEER_DIR" "$CODERPEER" exec "$WORK/tlsfront" -target "${CODER_URL#http://}" -cert "$WORK/front.crt" \
+      > "$WORK/front-$N.url" 2> "$WORK/front-$N.err" &
     FRONT_PID=$!
     for _ in $(seq 100); do [[ -s "$WORK/front-$N.url" ]] && break; sleep 0.1; done
     [[ -s "$WORK/front-$N.url" ]] || { cat "$WORK/front-$N.err" >&2; exit 1; }
