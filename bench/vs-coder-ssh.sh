@@ -69,13 +69,7 @@ inns() { CODERPEER_DIR="$PEER_DIR" "$CODERPEER" exec "$@"; }
 printf '%-4s %-9s %10s %12s %12s %14s %s\n' N tool "cpu s" "cpu s/strm" "peak RSS MB" "RSS MB/strm" "result" > "$WORK/table"
 for N in $NS; do
   echo "== N=$N: starting a fresh coderpeer..." >&2
-  extra=()
-  [[ "$N" -gt 20 ]] && extra=(CODERPEER_RATE_LIMITS=off)
-  env "${extra[@]}" CODERPEER_DIR= "$CODERPEER" up > "$WORK/peer-$N.env" 2> "$WORK/peer-$N.err" || { cat "$WORK/peer-$N.err" >&2; exit 1; }
-  eval "$(cat "$WORK/peer-$N.env")"
-  PEER_DIR="$CODERPEER_DIR"
-  C="$CODERPEER_CODER"
-  T="$CODERPEER_TEMPLATE"
+  peer_up "$N"
   via=()
   if [[ "$TLS" == 1 ]]; then
     # Not through inns: a backgrounded function is a subshell, and $! would

@@ -83,13 +83,7 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 ROWS=()
 for N in $NS; do
   echo "== N=$N: starting a fresh coderpeer..." >&2
-  extra=()
-  [[ "$N" -gt 20 ]] && extra=(CODERPEER_RATE_LIMITS=off)
-  env "${extra[@]}" CODERPEER_DIR= "$CODERPEER" up > "$WORK/peer-$N.env" 2> "$WORK/peer-$N.err" || { cat "$WORK/peer-$N.err" >&2; exit 1; }
-  eval "$(cat "$WORK/peer-$N.env")"
-  PEER_DIR="$CODERPEER_DIR"
-  C="$CODERPEER_CODER"
-  T="$CODERPEER_TEMPLATE"
+  peer_up "$N"
   version=$(api /api/v2/buildinfo | jq -r .version)
 
   # --- A: Coder's scale test ---
